@@ -1,0 +1,35 @@
+"""``pytest-pipeline doctor`` / ``pytest --pipeline-doctor``: what can run here, and the config."""
+
+from __future__ import annotations
+
+from pytest_pipeline.config import SETTINGS, PipelineConfig
+
+
+def render_config(resolved: PipelineConfig) -> list[str]:
+    """The resolved settings, each with where its value came from."""
+    lines = [f"configuration ({resolved.source or 'no [tool.pytest-pipeline] section'}):"]
+    values = {
+        "fixtures_dir": resolved.fixtures_dir,
+        "expectations_dir": resolved.expectations_dir,
+        "seed": resolved.seed,
+        "dlq_assertions": resolved.dlq_assertions,
+        "require_layer": resolved.require_layer,
+        "allowed_hosts": ", ".join(resolved.allowed_hosts),
+        "layer_dirs": ", ".join(f"{k}={v}" for k, v in resolved.layer_dirs.items()),
+        "services.backend": resolved.backend,
+        "services.missing": resolved.missing,
+        "services.startup_timeout": resolved.startup_timeout,
+        "budgets.max_seconds": resolved.max_seconds,
+        "budgets.max_memory_mb": resolved.max_memory_mb,
+        "budgets.min_records_per_second": resolved.min_records_per_second,
+        "budgets.time_scale": resolved.time_scale,
+    }
+    for setting in SETTINGS:
+        origin = resolved.origins.get(setting.key, "default")
+        lines.append(f"  {setting.key} = {values[setting.key]}  [{origin}]")
+    return lines
+
+
+def render(resolved: PipelineConfig) -> str:
+    """The full doctor report."""
+    return "\n".join(render_config(resolved))

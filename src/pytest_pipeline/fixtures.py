@@ -1,0 +1,80 @@
+"""Fixtures for fixture files, seeds and DLQ assertions (contract names in DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_pipeline import config as _config
+from pytest_pipeline.dlq import DlqFixture
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow
+
+    from pytest_pipeline.fixture_files import FixtureStore
+
+SEED_KEY = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="session")
+def pipeline_config(pytestconfig: pytest.Config) -> _config.PipelineConfig:
+    """The resolved ``[tool.pytest-pipeline]`` configuration of this session."""
+    return _config.from_pytest(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def _pipeline_fixture_store(pipeline_config: _config.PipelineConfig) -> FixtureStore:
+    # One store per session: it parses each file once and hands out fresh copies.
+    from pytest_pipeline.fixture_files import FixtureStore
+
+    return FixtureStore(
+        pipeline_config.fixtures_dir,
+        update=pipeline_config.update_fixtures,
+        rootdir=pipeline_config.rootdir,
+    )
+
+
+@pytest.fixture
+def load_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[[str], Any]:
+    """``load_fixture(name)``: a fixture file from ``fixtures_dir`` as Python data (a fresh copy)."""
+    return _pipeline_fixture_store.load
+
+
+@pytest.fixture
+def load_fixture_as_dataframe(
+    _pipeline_fixture_store: FixtureStore,
+) -> Callable[[str], pandas.DataFrame]:
+    """``load_fixture_as_dataframe(name)``: a fixture file as a pandas DataFrame."""
+    return _pipeline_fixture_store.load_dataframe
+
+
+@pytest.fixture
+def load_fixture_as_table(
+    _pipeline_fixture_store: FixtureStore,
+) -> Callable[[str], pyarrow.Table]:
+    """``load_fixture_as_table(name)``: a fixture file as a pyarrow Table."""
+    return _pipeline_fixture_store.load_table
+
+
+@pytest.fixture
+def assert_matches_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..., None]:
+    """``assert_matches_fixture(actual, name, rel=, abs=)``: compare with an expected file.
+
+    With ``--pipeline-update-fixtures`` the file is written from ``actual`` instead.
+    """
+    return _pipeline_fixture_store.assert_matches
+
+
+@pytest.fixture
+def pipeline_seed(request: pytest.FixtureRequest) -> int:
+    """This test's seed (``random``, numpy and Faker are already seeded with it)."""
+    return request.node.stash[SEED_KEY]
+
+
+@pytest.fixture
+def dlq() -> DlqFixture:
+    """``dlq.assert_count(source, expected)``: the DLQ-count assertion of this test."""
+    return DlqFixture()

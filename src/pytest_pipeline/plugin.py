@@ -1,0 +1,151 @@
+"""pytest hooks of pytest-pipeline (the ``pytest11`` entry point ``pipeline``).
+
+Kept thin: each hook delegates to the module that owns the concern. Importing this module
+imports no data or client library (pandas, pyarrow, psycopg, ...): they load when used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_pipeline import config as _config
+from pytest_pipeline import dlq as _dlq
+from pytest_pipeline import fixtures as _fixtures
+from pytest_pipeline import markers as _markers
+from pytest_pipeline import seeding as _seeding
+from pytest_pipeline.services import fixtures as _service_fixtures
+from pytest_pipeline.services.session import ServiceHooks
+
+TRACKER_KEY = pytest.StashKey[_dlq.DlqTracker]()
+
+
+class PipelineWarning(UserWarning):
+    """A pytest-pipeline rule broken in ``warn`` mode."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _config.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.option.pipeline_doctor:
+        return None
+    from pytest_pipeline import doctor
+
+    print(doctor.render(_config.from_pytest(config)))
+    return 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    _markers.register(config)
+    resolved = _config.from_pytest(config)  # a bad config stops the run before collection
+    config.pluginmanager.register(_fixtures, "pipeline-fixtures")
+    config.pluginmanager.register(_service_fixtures, "pipeline-services")
+    config.pluginmanager.register(PipelineSession(config, resolved), "pipeline-session")
+    config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_pipeline import _xdist
+
+        config.pluginmanager.register(_xdist.XdistHooks(resolved), "pipeline-xdist")
+
+
+class PipelineSession:
+    """Per-session hooks: layer marking, seeding, the DLQ rule and the summary."""
+
+    def __init__(self, config: pytest.Config, resolved: _config.PipelineConfig) -> None:
+        self.config = config
+        self.resolved = resolved
+        self.dlq_summary = _dlq.DlqSummary()
+
+    def pytest_report_header(self) -> str:
+        source = self.resolved.source.name if self.resolved.source else "defaults"
+        return f"pipeline: {self.resolved.describe()} (config: {source})"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        # Before the other hooks, so `-m unit` selects tests marked by their directory.
+        _markers.apply_layer_dirs(items, self.resolved.layer_dirs)
+        yield
+        bad: dict[str, list[str]] = {}
+        for item in items:
+            for violation in _markers.check_item(item, self.resolved.require_layer):
+                bad.setdefault(violation.nodeid, []).append(violation.message)
+        for nodeid, messages in bad.items():
+            # A failed collect report is what pytest itself makes of a broken test module:
+            # "ERROR collecting ...", and the run stops before running anything.
+            report = pytest.CollectReport(nodeid, "failed", "\n".join(messages), result=[])
+            session.ihook.pytest_collectreport(report=report)
+        items[:] = [item for item in items if item.nodeid not in bad]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        seed = _seeding.derive_seed(self.resolved.seed, item.nodeid)
+        item.stash[_fixtures.SEED_KEY] = seed
+        _seeding.seed_everything(seed)
+        item.stash[TRACKER_KEY] = _dlq.begin(item.nodeid)
+
+    def _rule_applies(self, item: pytest.Item) -> bool:
+        return (
+            self.resolved.dlq_assertions != "off"
+            and item.get_closest_marker("integration") is not None
+            and item.get_closest_marker("no_dlq") is None
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        tracker = item.stash.get(TRACKER_KEY, None)
+        if tracker is None or not self._rule_applies(item):
+            return (yield)
+        with _dlq.PlainAssertWatcher(tracker):
+            result = yield  # a failing test raises here and the rule has nothing to add
+        if not tracker.asserted:
+            message = _dlq.violation_message(item.nodeid)
+            if self.resolved.dlq_assertions == "strict":
+                pytest.fail(message, pytrace=False)
+            warnings.warn(PipelineWarning(message), stacklevel=1)
+        return result
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        _dlq.end()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "call" and item.get_closest_marker("integration") is not None:
+            tracker = item.stash.get(TRACKER_KEY, None)
+            # A plain attribute survives pytest-xdist's report serialisation to the controller.
+            report.pipeline_dlq = _dlq.classify(  # type: ignore[attr-defined]
+                exempt=item.get_closest_marker("no_dlq") is not None,
+                asserted=bool(tracker and tracker.asserted),
+            )
+        if report.failed and _fixtures.SEED_KEY in item.stash:
+            base = self.resolved.seed
+            report.sections.append(
+                (
+                    "pytest-pipeline seed",
+                    f"test seed {item.stash[_fixtures.SEED_KEY]} (base seed {base}); "
+                    f"reproduce with --pipeline-seed {base}",
+                )
+            )
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = getattr(report, "pipeline_dlq", None)
+        if outcome is not None and report.when == "call":
+            self.dlq_summary.add(outcome)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        line = self.dlq_summary.line(self.resolved.dlq_assertions)
+        if line:
+            terminalreporter.write_line(line)

@@ -1,0 +1,66 @@
+"""Connection details of a running server, independent of the backend that started it.
+
+Endpoints are plain frozen dataclasses so they can be written to the run's shared state file
+(pytest-xdist workers read them back) and printed with secrets masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class PostgresEndpoint:
+    """A Postgres server: where it listens and the superuser to connect as."""
+
+    host: str
+    port: int
+    user: str
+    password: str = ""
+    dbname: str = "postgres"
+
+    def dsn(self, dbname: str | None = None) -> str:
+        """A libpq URL for ``dbname`` (the admin database by default)."""
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{auth}@{host}:{self.port}/{quote(dbname or self.dbname, safe='')}"
+
+
+@dataclass(frozen=True)
+class KafkaEndpoint:
+    """A Kafka-protocol broker."""
+
+    bootstrap_servers: str
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """An S3-compatible object store."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+
+Endpoint = PostgresEndpoint | KafkaEndpoint | S3Endpoint
+
+_KINDS: dict[str, type[PostgresEndpoint] | type[KafkaEndpoint] | type[S3Endpoint]] = {
+    "postgres": PostgresEndpoint,
+    "kafka": KafkaEndpoint,
+    "s3": S3Endpoint,
+}
+
+
+def endpoint_to_dict(endpoint: Endpoint) -> dict[str, Any]:
+    """Serialise an endpoint for the shared state file."""
+    return asdict(endpoint)
+
+
+def endpoint_from_dict(service: str, data: dict[str, Any]) -> Endpoint:
+    """Rebuild the endpoint of ``service`` from :func:`endpoint_to_dict` output."""
+    return _KINDS[service](**data)

