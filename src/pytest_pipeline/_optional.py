@@ -10,6 +10,7 @@ from pytest_pipeline.errors import MissingDependencyError
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import ``module`` or raise an error telling which extra to install for ``feature``."""
+    __tracebackhide__ = True  # the error is the caller's: show their line, not this one
     try:
         return importlib.import_module(module)
     except ImportError as exc:

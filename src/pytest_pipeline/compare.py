@@ -1,0 +1,595 @@
+"""Compare actual data with expected fixture data and describe the differences readably.
+
+Semantics, shared by every entry point here:
+
+* Records (lists of dicts) are matched **by position**; key order does not matter.
+  DataFrames and pyarrow Tables are turned into records first, so dtypes do not matter either:
+  a CSV-read ``int64`` column equals a DataFrame's ``Int64`` or ``int32`` column holding the same
+  numbers.
+* Numbers compare by value across ``int``, ``float`` and ``Decimal``. A pair that involves a
+  float compares like ``math.isclose(actual, expected, rel_tol=rel or 1e-9, abs_tol=abs or 0.0)``;
+  two ints (or Decimals) compare exactly unless ``rel``/``abs`` is given. ``bool`` is not a
+  number here: ``True`` does not equal ``1``.
+* Missing values are one thing: ``None``, ``NaN``, pandas ``NA`` and ``NaT`` all equal each other
+  (pandas and the file readers turn one into another, so telling them apart would only produce
+  noise). They never equal a real value.
+* A date, datetime, time or UUID on the actual side equals a string on the expected side that
+  parses to the same value, because JSON has no such types (``"2024-01-01T10:00:00"``).
+* ``text_loose`` (used for CSV fixtures, whose cells are text): a string on either side equals a
+  typed value it parses to (``"42"`` equals ``42``, ``"true"`` equals ``True``), and a null-like
+  string (``""``, ``"NA"``, ``"null"``, ...) equals a missing value.
+
+Nothing here imports pandas or pyarrow unless a DataFrame or Table is actually passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = [
+    "Diff",
+    "compare",
+    "diff_records",
+    "diff_values",
+    "is_tabular",
+    "mismatch_message",
+    "normalize_value",
+    "prepare_frame",
+    "to_records",
+    "values_equal",
+]
+
+DEFAULT_REL = 1e-9
+"""Relative tolerance for floats when the caller gives none (as in ``math.isclose``)."""
+
+MAX_ROWS = 20
+"""Differing rows listed in a diff before the rest are summarised as ``... and N more``."""
+
+_MAX_KEYS_PER_ROW = 10
+_MAX_LINES = 50
+_MAX_REPR = 80
+
+# Cell text that pyarrow's CSV reader turns into null; a CSV cannot tell these from a null.
+_NULL_STRINGS = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+_TRUE_STRINGS = frozenset({"true", "True", "TRUE", "1"})
+_FALSE_STRINGS = frozenset({"false", "False", "FALSE", "0"})
+
+# Same type and ``==`` means equal under our semantics too: the hot-loop shortcut.
+_FAST_TYPES = frozenset(
+    {str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.time, Decimal}
+)
+_PLAIN_TYPES = _FAST_TYPES | {dict, list, tuple}
+
+
+class _Missing:
+    """Marks a key absent from a row (distinct from a ``None`` value)."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class _Tolerance:
+    rel: float
+    abs: float
+    explicit: bool  # a tolerance was asked for: ints are compared approximately too
+
+
+def _tolerance(rel: float | None, abs: float | None) -> _Tolerance:
+    if rel is not None and (rel < 0 or math.isnan(rel)):
+        raise ValueError(f"rel must be a non-negative number, got {rel!r}")
+    if abs is not None and (abs < 0 or math.isnan(abs)):
+        raise ValueError(f"abs must be a non-negative number, got {abs!r}")
+    return _Tolerance(
+        rel=DEFAULT_REL if rel is None else float(rel),
+        abs=0.0 if abs is None else float(abs),
+        explicit=rel is not None or abs is not None,
+    )
+
+
+@dataclass
+class Diff:
+    """The outcome of :func:`compare`.
+
+    ``lines`` is empty when the data are equal. ``differing_rows`` and ``total_rows`` are set
+    when both sides are records (lists of dicts), ``None`` for other JSON values.
+    """
+
+    lines: list[str] = field(default_factory=list)
+    differing_rows: int | None = None
+    total_rows: int | None = None
+
+    @property
+    def equal(self) -> bool:
+        """True when no difference was found."""
+        return not self.lines
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _norm(value: Any) -> Any:
+    """Turn numpy / pandas scalars into the plain Python values the fixture readers produce."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    module = kind.__module__
+    if module == "numpy":
+        if kind.__name__ == "datetime64":
+            # .item() of a nanosecond datetime64 is an int; microseconds give a datetime.
+            return value.astype("datetime64[us]").item()
+        if kind.__name__ == "timedelta64":
+            return value.astype("timedelta64[us]").item()
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return value.tolist()
+    if kind.__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def normalize_value(value: Any) -> Any:
+    """A numpy / pandas scalar as the plain Python value a fixture reader would produce.
+
+    pandas ``NA`` and ``NaT`` become ``None``; anything else is returned unchanged.
+    """
+    return _norm(value)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, Decimal):
+        return value.is_nan()
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- equality
+
+
+def _numbers_equal(actual: Any, expected: Any, tol: _Tolerance) -> bool:
+    if not tol.explicit and not isinstance(actual, float) and not isinstance(expected, float):
+        return bool(actual == expected)  # ints / Decimals: exact unless a tolerance was asked
+    try:
+        a, e = float(actual), float(expected)
+    except OverflowError:
+        return bool(actual == expected)
+    return math.isclose(a, e, rel_tol=tol.rel, abs_tol=tol.abs)
+
+
+def _text_equals(text: str, value: Any, tol: _Tolerance) -> bool:
+    """Does ``text`` parse to ``value`` (a typed, non-missing value)?"""
+    stripped = text.strip()
+    try:
+        if isinstance(value, bool):
+            return stripped in (_TRUE_STRINGS if value else _FALSE_STRINGS)
+        if isinstance(value, Decimal):
+            return _numbers_equal(Decimal(stripped), value, tol)
+        if isinstance(value, int | float):
+            try:
+                parsed: int | float = int(stripped)
+            except ValueError:
+                parsed = float(stripped)
+            return _numbers_equal(parsed, value, tol)
+        if isinstance(value, dt.datetime):
+            return bool(dt.datetime.fromisoformat(stripped) == value)
+        if isinstance(value, dt.date):
+            return dt.date.fromisoformat(stripped) == value
+        if isinstance(value, dt.time):
+            return dt.time.fromisoformat(stripped) == value
+        if isinstance(value, uuid.UUID):
+            return uuid.UUID(stripped) == value
+    except (ValueError, InvalidOperation, OverflowError):
+        return False
+    return text == str(value)
+
+
+_NOT_IN_JSON = (dt.date, dt.time, uuid.UUID)  # dt.datetime is a dt.date
+
+
+def _equal(actual: Any, expected: Any, tol: _Tolerance, loose: bool) -> bool:
+    if actual is expected:
+        return True
+    actual, expected = _norm(actual), _norm(expected)
+    a_missing, e_missing = _is_missing(actual), _is_missing(expected)
+    if a_missing or e_missing:
+        if a_missing and e_missing:
+            return True
+        if loose:
+            present = expected if a_missing else actual
+            return isinstance(present, str) and present.strip() in _NULL_STRINGS
+        return False
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual == expected
+    if isinstance(expected, str):
+        if loose or isinstance(actual, _NOT_IN_JSON):
+            return _text_equals(expected, actual, tol)
+        return False
+    if isinstance(actual, str):
+        return loose and _text_equals(actual, expected, tol)
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return isinstance(actual, bool) and isinstance(expected, bool) and actual == expected
+    if _is_number(actual) and _is_number(expected):
+        return _numbers_equal(actual, expected, tol)
+    if isinstance(actual, Mapping) and isinstance(expected, Mapping):
+        if actual.keys() != expected.keys():
+            return False
+        return all(_equal(actual[k], v, tol, loose) for k, v in expected.items())
+    if _is_sequence(actual) and _is_sequence(expected):
+        return len(actual) == len(expected) and all(
+            _equal(a, e, tol, loose) for a, e in zip(actual, expected, strict=True)
+        )
+    if isinstance(actual, dt.datetime) != isinstance(expected, dt.datetime):
+        return False  # a date never equals a datetime, whatever its time
+    try:
+        return bool(actual == expected)
+    except Exception:  # exotic objects whose __eq__ raises: they are simply not equal
+        return False
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+
+
+def values_equal(
+    actual: Any,
+    expected: Any,
+    rel: float | None = None,
+    abs: float | None = None,
+    *,
+    text_loose: bool = False,
+) -> bool:
+    """Whether two values are equal under the module's semantics (see the module docstring)."""
+    return _equal(actual, expected, _tolerance(rel, abs), text_loose)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) > _MAX_REPR:
+        text = text[: _MAX_REPR - 3] + "..."
+    return text
+
+
+def _leaf_line(path: str, actual: Any, expected: Any) -> str:
+    line = f"{path}: actual={_show(actual)} expected={_show(expected)}"
+    a, e = _norm(actual), _norm(expected)
+    if _is_number(a) and _is_number(e) and not _is_missing(a) and not _is_missing(e):
+        try:
+            delta = float(a) - float(e)
+        except OverflowError:
+            return line
+        if math.isfinite(delta):
+            line += f" (diff {delta:+.6g})"
+    return line
+
+
+def _child(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _diff_value(
+    actual: Any, expected: Any, path: str, tol: _Tolerance, loose: bool, out: list[str]
+) -> None:
+    """Append one line per differing leaf (nested dicts and lists are walked)."""
+    if _equal(actual, expected, tol, loose):
+        return
+    a, e = _norm(actual), _norm(expected)
+    if isinstance(a, Mapping) and isinstance(e, Mapping):
+        for key, e_value in e.items():
+            if key not in a:
+                out.append(f"{_child(path, key)}: missing in actual (expected={_show(e_value)})")
+            else:
+                _diff_value(a[key], e_value, _child(path, key), tol, loose, out)
+        for key, a_value in a.items():
+            if key not in e:
+                out.append(f"{_child(path, key)}: extra in actual (actual={_show(a_value)})")
+        return
+    if _is_sequence(a) and _is_sequence(e):
+        if len(a) != len(e):
+            out.append(f"{path or '$'}: length actual={len(a)} expected={len(e)}")
+        for index, (a_item, e_item) in enumerate(zip(a, e, strict=False)):
+            _diff_value(a_item, e_item, _child(path, index), tol, loose, out)
+        return
+    out.append(_leaf_line(path or "$", actual, expected))
+
+
+def _diff_row(
+    actual: Mapping[Any, Any],
+    expected: Mapping[Any, Any],
+    skip: frozenset[Any],
+    tol: _Tolerance,
+    loose: bool,
+) -> list[str]:
+    """Differences between two rows, one line per key; empty when equal."""
+    out: list[str] = []
+    for key, e_value in expected.items():
+        a_value = actual.get(key, _MISSING)
+        if a_value is e_value:
+            continue
+        kind = type(a_value)
+        if kind is type(e_value) and kind in _FAST_TYPES and a_value == e_value:
+            continue
+        if skip and key in skip:
+            continue
+        if a_value is _MISSING:
+            out.append(f"{key}: missing in actual (expected={_show(e_value)})")
+        else:
+            _diff_value(a_value, e_value, str(key), tol, loose, out)
+    if actual.keys() != expected.keys():
+        for key, a_value in actual.items():
+            if key not in expected and key not in skip:
+                out.append(f"{key}: extra in actual (actual={_show(a_value)})")
+    return out
+
+
+def _same_row(actual: Mapping[Any, Any], expected: Mapping[Any, Any]) -> bool:
+    """C-speed shortcut for the common case of identical rows.
+
+    Python's ``==`` is looser than our semantics only across types (``True == 1``), so equal
+    rows whose values have the same types in the same order are equal for us too.
+    """
+    try:
+        if actual != expected:
+            return False
+    except Exception:  # values like numpy arrays refuse a truth value: take the slow path
+        return False
+    return list(map(type, actual.values())) == list(map(type, expected.values()))
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(
+        type(row) is dict or isinstance(row, Mapping) for row in value
+    )
+
+
+def _all_keys(rows: Sequence[Mapping[Any, Any]]) -> set[Any]:
+    # Rows mostly share one shape: collect the distinct shapes first (C speed), then union.
+    keys: set[Any] = set()
+    for shape in set(map(tuple, rows)):
+        keys.update(shape)
+    return keys
+
+
+def _key_list(keys: set[Any]) -> str:
+    return ", ".join(repr(k) for k in sorted(keys, key=str))
+
+
+def _compare_records(
+    actual: Sequence[Mapping[Any, Any]],
+    expected: Sequence[Mapping[Any, Any]],
+    tol: _Tolerance,
+    loose: bool,
+    max_rows: int,
+) -> Diff:
+    n_actual, n_expected = len(actual), len(expected)
+    lines: list[str] = []
+    if n_actual != n_expected:
+        lines.append(f"row count: actual={n_actual} expected={n_expected}")
+
+    # A key that one side has in every row and the other in none is reported once, not on
+    # every row; keys found in only some rows are reported with their rows.
+    actual_keys = _all_keys(actual)
+    expected_keys = _all_keys(expected)
+    missing = {k for k in expected_keys - actual_keys if all(k in row for row in expected)}
+    extra = {k for k in actual_keys - expected_keys if all(k in row for row in actual)}
+    if n_actual and missing:
+        lines.append(f"keys missing from every actual row: {_key_list(missing)}")
+    if n_expected and extra:
+        lines.append(f"extra keys in every actual row: {_key_list(extra)}")
+    skip = frozenset(missing | extra) if n_actual and n_expected else frozenset()
+
+    common = min(n_actual, n_expected)
+    listed = 0  # rows with a difference of their own (values, row-level keys, extra/missing)
+    shown = 0
+    for index, (a_row, e_row) in enumerate(zip(actual, expected, strict=False)):
+        if _same_row(a_row, e_row):
+            continue
+        row_lines = _diff_row(a_row, e_row, skip, tol, loose)
+        if not row_lines:
+            continue
+        listed += 1
+        if shown < max_rows:
+            shown += 1
+            lines.append(f"row {index}:")
+            lines.extend(f"  {line}" for line in row_lines[:_MAX_KEYS_PER_ROW])
+            if len(row_lines) > _MAX_KEYS_PER_ROW:
+                lines.append(f"  ... and {len(row_lines) - _MAX_KEYS_PER_ROW} more keys")
+    for index in range(common, max(n_actual, n_expected)):
+        listed += 1
+        if shown < max_rows:
+            shown += 1
+            if index < n_actual:
+                lines.append(f"row {index}: extra in actual: {_show(dict(actual[index]))}")
+            else:
+                lines.append(f"row {index}: missing in actual: {_show(dict(expected[index]))}")
+    if listed > shown:
+        lines.append(f"... and {listed - shown} more differing rows")
+    # Keys missing from (or extra in) every row make every common row differ.
+    differing = common + (n_actual + n_expected - 2 * common) if skip else listed
+    return Diff(lines=lines, differing_rows=differing, total_rows=max(n_actual, n_expected))
+
+
+def compare(
+    actual: Any,
+    expected: Any,
+    rel: float | None = None,
+    abs: float | None = None,
+    *,
+    text_loose: bool = False,
+    max_rows: int = MAX_ROWS,
+) -> Diff:
+    """Compare ``actual`` with ``expected`` and describe every difference.
+
+    ``actual`` may be records (a list of dicts), a pandas DataFrame, a pyarrow Table or any
+    JSON-like value; ``expected`` is what a fixture file holds. Records are compared row by row
+    (see the module docstring for the value semantics); other values are walked recursively and
+    differences are reported by path (``$.totals.amount``).
+    """
+    tol = _tolerance(rel, abs)
+    if is_tabular(actual):
+        actual = to_records(actual)
+    if is_tabular(expected):
+        expected = to_records(expected)
+    if _is_records(actual) and _is_records(expected):
+        return _compare_records(actual, expected, tol, text_loose, max_rows)
+    lines: list[str] = []
+    _diff_value(actual, expected, "$", tol, text_loose, lines)
+    if len(lines) > _MAX_LINES:
+        lines = [*lines[:_MAX_LINES], f"... and {len(lines) - _MAX_LINES} more differences"]
+    return Diff(lines=lines)
+
+
+def diff_records(
+    actual: Sequence[Mapping[str, Any]],
+    expected: Sequence[Mapping[str, Any]],
+    rel: float | None = None,
+    abs: float | None = None,
+    *,
+    text_loose: bool = False,
+    max_rows: int = MAX_ROWS,
+) -> list[str]:
+    """Readable differences between two lists of records; an empty list means equal.
+
+    Rows are matched by position. The lines report the row count, keys missing from (or extra
+    in) every row, then up to ``max_rows`` differing rows, each with one line per differing key:
+    ``amount: actual=10.5 expected=10.05 (diff +0.45)``.
+    """
+    return _compare_records(actual, expected, _tolerance(rel, abs), text_loose, max_rows).lines
+
+
+def diff_values(
+    actual: Any,
+    expected: Any,
+    rel: float | None = None,
+    abs: float | None = None,
+    *,
+    text_loose: bool = False,
+) -> list[str]:
+    """Readable differences between two JSON-like values, by path; an empty list means equal."""
+    return compare(actual, expected, rel, abs, text_loose=text_loose).lines
+
+
+def mismatch_message(name: str, diff: Diff) -> str:
+    """The assertion message for a failed comparison against the fixture ``name``."""
+    if diff.total_rows is not None:
+        head = (
+            f"actual does not match fixture {name} "
+            f"({diff.differing_rows} of {diff.total_rows} rows differ):"
+        )
+    else:
+        head = f"actual does not match fixture {name}:"
+    return "\n".join([head, *(f"  {line}" for line in diff.lines)])
+
+
+# --------------------------------------------------------------------------- tabular input
+
+
+def _is_dataframe(value: Any) -> bool:
+    pandas = sys.modules.get("pandas")  # not imported: cannot be a DataFrame
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def _is_arrow(value: Any) -> bool:
+    pyarrow = sys.modules.get("pyarrow")
+    return pyarrow is not None and isinstance(value, pyarrow.Table | pyarrow.RecordBatch)
+
+
+def is_tabular(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame or a pyarrow Table / RecordBatch."""
+    return _is_dataframe(value) or _is_arrow(value)
+
+
+def to_records(data: Any) -> list[dict[str, Any]]:
+    """Records (a list of dicts with plain Python values) from a DataFrame, Table or records.
+
+    A DataFrame's named index levels become columns (``groupby(...).sum()`` results keep their
+    keys); an unnamed index (a RangeIndex, or what is left after filtering) is dropped.
+    """
+    if isinstance(data, list):
+        return data
+    if isinstance(data, tuple):
+        return list(data)
+    if _is_arrow(data):
+        records: list[dict[str, Any]] = data.to_pylist()
+        return records
+    if _is_dataframe(data):
+        return _dataframe_records(data)
+    raise TypeError(
+        f"expected records (a list of dicts), a pandas DataFrame or a pyarrow Table, "
+        f"got {type(data).__name__}"
+    )
+
+
+def prepare_frame(frame: Any) -> Any:
+    """The DataFrame as compared and written: named index levels become columns.
+
+    Raises ``ValueError`` for duplicate column names, or an index level named like a column.
+    """
+    columns = [str(c) for c in frame.columns]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise ValueError(f"the DataFrame has duplicate column names: {duplicated}")
+    named = [n for n in frame.index.names if n is not None]
+    if not named:
+        return frame
+    clash = [n for n in named if str(n) in columns]
+    if clash:
+        raise ValueError(
+            f"the DataFrame's index level(s) {clash} have the same name as a column; "
+            "rename one or reset the index before comparing"
+        )
+    return frame.reset_index(level=named)
+
+
+def _dataframe_records(frame: Any) -> list[dict[str, Any]]:
+    from pytest_pipeline._optional import require
+
+    frame = prepare_frame(frame)
+    pyarrow = require("pyarrow", None, "Comparing a DataFrame with a fixture")
+    try:
+        table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    except (pyarrow.ArrowException, TypeError, ValueError, OverflowError):
+        # Object columns of mixed types have no Arrow type; pandas' own conversion still works.
+        return [{str(k): _norm(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    records: list[dict[str, Any]] = table.to_pylist()
+    return records
