@@ -478,6 +478,13 @@ def resolve(
     )
 
 
+def _metavar(setting: Setting) -> str:
+    # Choices show every value ({strict,warn,off}); other types their kind (INTEGER, PATH).
+    if "|" in setting.type_name:
+        return "{" + ",".join(part.strip() for part in setting.type_name.split("|")) + "}"
+    return setting.type_name.split(" ")[0].upper()
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--pipeline-*`` options in their own ``pytest --help`` group."""
     group = parser.getgroup("pipeline", "pytest-pipeline (data-pipeline testing conventions)")
@@ -487,7 +494,7 @@ def add_options(parser: pytest.Parser) -> None:
                 setting.cli,
                 dest=setting.dest,
                 default=None,
-                metavar=setting.type_name.split(" ")[0].upper(),
+                metavar=_metavar(setting),
                 help=f"{setting.help} Overrides {setting.key} in [{SECTION}]"
                 + (f" and {setting.env}." if setting.env else "."),
             )
@@ -529,3 +536,42 @@ def from_pytest(config: pytest.Config) -> PipelineConfig:
             resolved = replace(resolved, seed=int(workerinput["pipeline_seed"]))
         config.stash[_CONFIG_KEY] = resolved
     return resolved
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting, for docs/configuration.md (kept in sync by a test)."""
+    rows = [
+        "| key | type | default | environment | option | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, tuple):
+            default = list(default)
+        shown = "none" if default is None else f"`{default!r}`".replace("'", '"')
+        if isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        if isinstance(default, dict):
+            shown = "`" + ", ".join(f"{k} = {v}" for k, v in default.items()) + "`"
+        rows.append(
+            f"| `{setting.key}` | {setting.type_name.replace('|', 'or')} | {shown} | "
+            f"{'`' + setting.env + '`' if setting.env else ''} | "
+            f"{'`' + setting.cli + '`' if setting.cli else ''} | {setting.help} |"
+        )
+    for (service, key), variable in SERVICE_ENV.items():
+        rows.append(
+            f"| `services.{service}.{key}` | string | none | `{variable}` | | "
+            f"{_SERVICE_HELP[key].format(service=service)} |"
+        )
+    return "\n".join(rows)
+
+
+_SERVICE_HELP = {
+    "url": "URL of an already running {service} server (selects the external backend).",
+    "bootstrap": "Bootstrap servers of an already running {service} (selects external).",
+    "endpoint": "Endpoint URL of an already running {service} (selects external).",
+    "access_key": "Access key of the external {service}.",
+    "secret_key": "Secret key of the external {service} (never printed).",
+    "region": "Region name for the external {service} client.",
+    "image": "Container image for the docker backend.",
+}

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, Literal
 
 DLQ_NAME = re.compile(r"dlq|dead_?letter", re.IGNORECASE)
 _COUNT_OPS = (ast.Eq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_TraceEvent = Literal["call", "line", "return", "exception", "opcode"]
 
 HOW_TO_FIX = (
     "Assert the expected dead-letter-queue count, e.g. dlq.assert_count(result, 0), "
@@ -202,11 +203,12 @@ def _mentions_dlq(node: ast.AST) -> bool:
 
 
 def _is_dlq_count_assert(node: ast.Assert) -> bool:
-    for sub in ast.walk(node.test):
-        if isinstance(sub, ast.Compare) and all(isinstance(op, _COUNT_OPS) for op in sub.ops):
-            if _mentions_dlq(sub):
-                return True
-    return False
+    return any(
+        isinstance(sub, ast.Compare)
+        and all(isinstance(op, _COUNT_OPS) for op in sub.ops)
+        and _mentions_dlq(sub)
+        for sub in ast.walk(node.test)
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -253,7 +255,7 @@ class PlainAssertWatcher:
         monitoring = getattr(sys, "monitoring", None)
         if monitoring is None:
             return False
-        for tool in (monitoring.OPTIMIZER_ID - 1, 4, 3):  # free ids not reserved by debuggers
+        for tool in (3, 4):  # ids not reserved for debuggers, coverage, profilers, optimizer
             if monitoring.get_tool(tool) is None:
                 break
         else:
@@ -297,13 +299,13 @@ class PlainAssertWatcher:
         previous = sys.gettrace()
         self._previous = previous
 
-        def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
+        def global_trace(frame: FrameType, event: _TraceEvent, arg: Any) -> Any:
             chained = previous(frame, event, arg) if previous is not None else None
             lines = _watched(frame.f_code)
             if not lines:
                 return chained
 
-            def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
+            def local_trace(frame: FrameType, event: _TraceEvent, arg: Any) -> Any:
                 nonlocal chained
                 if event == "line" and frame.f_lineno in lines:
                     self._hit()

@@ -108,7 +108,7 @@ class Service:
         return self.endpoint.endpoint_url
 
     def start_line(self) -> str:
-        """The terminal line announcing the service, e.g. ``postgres: local ... ready in 0.42 s``."""
+        """The terminal line announcing the service: ``postgres: local ... ready in 0.42 s``."""
         timing = f" ready in {self.started_in:.2f} s" if self.started_in is not None else " ready"
         return f"{self.name}: {self.description}{timing}"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.services.fixtures import CALL_FAILED_KEY, MANAGER_KEY
 from pytest_pipeline.services.manager import RunInfo, ServiceManager
 
@@ -65,7 +65,7 @@ class ServiceHooks:
             terminalreporter.section("pytest-pipeline: kept after failure")
             for line in self.kept:
                 terminalreporter.write_line(line)
-            if any(self.manager.backend_for(name) == "local" for name in ("postgres", "kafka", "s3")):
+            if any(self.manager.backend_for(name) == "local" for name in SERVICES):
                 terminalreporter.write_line(
                     "note: local servers stop when the run ends; inspect kept data while the "
                     "run is paused (e.g. with --pdb), or use an external server."

@@ -1,0 +1,179 @@
+"""Service benchmarks: cold start, per-test isolation cost, a 200-test suite serial vs -n 2.
+
+Run through ``python bench/run.py services`` (writes docs/benchmarks.md) or directly
+(prints Markdown).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_pipeline.services import local
+from pytest_pipeline.services.endpoints import KafkaEndpoint, PostgresEndpoint, S3Endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _median_ms(samples: list[float]) -> str:
+    return f"{statistics.median(samples) * 1000:.1f}"
+
+
+def cold_starts(rounds: int) -> list[str]:
+    """Ready time of each local server, first start (fresh caches) and warm starts."""
+    rows = ["| service | how | first start (s) | warm start, median of %d (s) |" % rounds,
+            "|---|---|---|---|"]
+    for service in ("postgres", "kafka", "s3"):
+        availability = local.availability(service)
+        if not availability.ok:
+            rows.append(f"| {service} | unavailable: {availability.why_not} | | |")
+            continue
+        times: list[float] = []
+        for _ in range(rounds + 1):
+            with tempfile.TemporaryDirectory() as run_dir:
+                os.chmod(run_dir, 0o755)
+                record = local.start(service, Path(run_dir), root_pid=os.getpid(), timeout=60)
+                times.append(record.started_in)
+                local.stop(record)
+        rows.append(
+            f"| {service} | {availability.how} | {times[0]:.2f} | "
+            f"{statistics.median(times[1:]):.2f} |"
+        )
+    return rows
+
+
+def _time(fn: Callable[[], object], rounds: int) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def isolation(rounds: int) -> list[str]:
+    """Milliseconds per test for a fresh database / topic / bucket, against a baseline."""
+    from pytest_pipeline.services.kafka import KafkaNamespace
+    from pytest_pipeline.services.postgres import create_database, drop_database, ensure_template
+    from pytest_pipeline.services.s3 import S3Namespace
+
+    rows = ["| per-test isolation | median ms (create + drop) | baseline | baseline ms |",
+            "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as run_dir:
+        os.chmod(run_dir, 0o755)
+        records = {
+            name: local.start(name, Path(run_dir), root_pid=os.getpid(), timeout=60)
+            for name in ("postgres", "kafka", "s3")
+        }
+        try:
+            pg = records["postgres"].endpoint
+            assert isinstance(pg, PostgresEndpoint)
+            ensure_template(pg)
+            counter = iter(range(10**6))
+
+            def database() -> None:
+                name = f"bench_{next(counter)}"
+                create_database(pg, name).close()
+                drop_database(pg, name)
+
+            import psycopg
+
+            shared = create_database(pg, "bench_shared")
+            shared.execute("create table t (id int)")
+
+            def bare() -> None:
+                # What a suite sharing one database pays per test: connect, clean, close.
+                with psycopg.connect(shared.dsn, autocommit=True) as conn:
+                    conn.execute("truncate t")
+
+            db_ms, bare_ms = _time(database, rounds), _time(bare, rounds)
+            rows.append(f"| database (CREATE DATABASE ... TEMPLATE) | {_median_ms(db_ms)} | "
+                        f"shared database, connect + TRUNCATE | {_median_ms(bare_ms)} |")
+            shared.close()
+
+            kafka = records["kafka"].endpoint
+            assert isinstance(kafka, KafkaEndpoint)
+
+            def topic() -> None:
+                namespace = KafkaNamespace(kafka.bootstrap_servers, f"bench-{next(counter)}")
+                namespace.topic("events")
+                namespace.close()
+
+            topic()  # first admin connection outside the measurement
+            rows.append(f"| topic (create, wait usable, delete) | {_median_ms(_time(topic, rounds))}"
+                        " | | |")
+
+            s3 = records["s3"].endpoint
+            assert isinstance(s3, S3Endpoint)
+
+            def bucket() -> None:
+                namespace = S3Namespace(s3, f"bench-{next(counter)}")
+                namespace.bucket("out")
+                namespace.close()
+
+            bucket()
+            rows.append(f"| bucket (create, delete) | {_median_ms(_time(bucket, rounds))} | | |")
+        finally:
+            for record in records.values():
+                local.stop(record)
+    return rows
+
+
+SUITE_TEST = '''
+import pytest
+
+@pytest.mark.integration
+@pytest.mark.parametrize("i", range({count}))
+def test_roundtrip(postgres, kafka, s3, dlq, i):
+    postgres.execute("create table out (id int, v text)")
+    postgres.insert("out", [{{"id": i, "v": "x"}}])
+    topic = kafka.topic("dlq")
+    kafka.produce(topic, [{{"id": i}}])
+    bucket = s3.bucket("sink")
+    s3.put_records(bucket, "part.jsonl", [{{"id": i}}])
+    assert postgres.fetch("select count(*) as n from out")[0]["n"] == 1
+    assert len(s3.read_records(bucket)) == 1
+    dlq.assert_count(topic, 1)
+'''
+
+
+def suite(count: int) -> list[str]:
+    """Wall time of a `count`-test integration suite, serial and with -n 2, side by side."""
+    rows = [f"| {count}-test integration suite (postgres + kafka + s3 per test) | wall time (s) |",
+            "|---|---|"]
+    with tempfile.TemporaryDirectory() as project:
+        path = Path(project)
+        (path / "pyproject.toml").write_text("[tool.pytest-pipeline]\n")
+        (path / "test_suite.py").write_text(textwrap.dedent(SUITE_TEST.format(count=count)))
+        for label, extra in (("serial", []), ("-n 2", ["-n", "2"])):
+            started = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
+                cwd=path, capture_output=True, text=True, check=False,
+            )
+            elapsed = time.perf_counter() - started
+            if result.returncode != 0:
+                raise SystemExit(f"suite failed ({label}):\n{result.stdout[-3000:]}")
+            rows.append(f"| {label} | {elapsed:.1f} |")
+    return rows
+
+
+def run() -> str:
+    """All service benchmarks as Markdown."""
+    parts = [
+        "### Cold start (local backend)", "", *cold_starts(rounds=5), "",
+        "### Per-test isolation", "", *isolation(rounds=30), "",
+        "### Integration suite", "", *suite(200), "",
+    ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(run())

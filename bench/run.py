@@ -1,0 +1,72 @@
+"""Run the benchmarks and write their results into docs/benchmarks.md.
+
+Usage: ``python bench/run.py [NAME ...]`` (default: every benchmark). Each benchmark owns one
+section of docs/benchmarks.md between ``<!-- bench:NAME -->`` markers; the machine the run was
+made on is recorded with it. Ratios are measured side by side in one run: these machines are
+shared and noisy, so absolute figures vary between runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+BENCHMARKS = {"services": "bench_services"}
+
+
+def machine() -> str:
+    """CPU model, cores, memory, OS and Python of this machine, one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section of benchmark ``name`` in docs/benchmarks.md."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    block = (
+        f"<!-- bench:{name} -->\n_Run {stamp} on {machine()}._\n\n{body.strip()}\n"
+        f"<!-- /bench:{name} -->"
+    )
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
+    DOC.write_text(text)
+
+
+def main(names: list[str]) -> int:
+    sys.path.insert(0, str(Path(__file__).parent))
+    for name in names or list(BENCHMARKS):
+        module = importlib.import_module(BENCHMARKS[name])
+        print(f"running {name} ...", flush=True)
+        body = module.run()
+        print(body)
+        write_section(name, body)
+    print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
