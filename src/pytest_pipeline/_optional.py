@@ -8,13 +8,19 @@ from types import ModuleType
 from pytest_pipeline.errors import MissingDependencyError
 
 
-def require(module: str, extra: str, feature: str) -> ModuleType:
-    """Import ``module`` or raise an error telling which extra to install for ``feature``."""
+def require(module: str, extra: str | None, feature: str) -> ModuleType:
+    """Import ``module`` or raise an error telling what to install for ``feature``.
+
+    ``extra`` names the extra that provides ``module``; ``None`` marks a core dependency
+    (pandas, pyarrow), whose absence means a broken installation.
+    """
     __tracebackhide__ = True  # the error is the caller's: show their line, not this one
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        target = f"pytest-pipeline[{extra}]" if extra else "pytest-pipeline"
+        core = ", a core dependency of pytest-pipeline," if extra is None else ""
         raise MissingDependencyError(
-            f"{feature} needs the Python package {module!r}, which is not installed "
-            f"({exc}). Install it with: pip install \"pytest-pipeline[{extra}]\""
+            f"{feature} needs the Python package {module!r}{core} which is not installed "
+            f'({exc}). Install it with: pip install "{target}"'
         ) from None

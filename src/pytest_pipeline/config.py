@@ -217,6 +217,11 @@ SERVICE_ENV = {
     ("s3", "region"): "PYTEST_PIPELINE_S3_REGION",
     ("s3", "image"): "PYTEST_PIPELINE_S3_IMAGE",
 }
+# Variables read outside this table (service backends): known, so _check_env accepts them.
+OTHER_ENV = (
+    "PYTEST_PIPELINE_LOCAL_TMPFS",  # 0: local Postgres keeps its data on disk, not in /dev/shm
+    "PYTEST_PIPELINE_LOCAL_SERVER",  # set in the environment of the local servers we start
+)
 OVERRIDE_KEYS = ("match", "records", "max_seconds", "max_memory_mb", "min_records_per_second")
 TABLES = ("services", "budgets", *(f"services.{name}" for name in SERVICES), "budgets.override")
 
@@ -393,7 +398,7 @@ def _override(entry: Any, index: int, where: str) -> BudgetOverride:
 
 def _check_env(env: Mapping[str, str]) -> None:
     """Reject misspelt ``PYTEST_PIPELINE_*`` variables: a typo must not silently do nothing."""
-    known = {s.env for s in SETTINGS if s.env} | set(SERVICE_ENV.values())
+    known = {s.env for s in SETTINGS if s.env} | set(SERVICE_ENV.values()) | set(OTHER_ENV)
     for variable in env:
         if variable.startswith(ENV_PREFIX) and variable not in known:
             raise ConfigError(

@@ -48,6 +48,8 @@ class DlqTracker:
     how: list[str] = field(default_factory=list)
     # Set by the kafka fixture: counts a topic of this test by offsets; None without Kafka.
     topic_counter: Callable[[str], int | None] | None = None
+    # True when the plugin failed (or warned about) this test for the rule itself.
+    violated: bool = False
 
     def record(self, how: str) -> None:
         self.asserted = True
@@ -84,11 +86,21 @@ def violation_message(nodeid: str) -> str:
     )
 
 
-def classify(*, exempt: bool, asserted: bool) -> str:
-    """How an integration test stands with the DLQ rule: asserted, exempt or missing."""
+def classify(*, exempt: bool, asserted: bool, violated: bool, outcome: str) -> str | None:
+    """How an integration test stands with the DLQ rule: asserted, exempt, missing or None.
+
+    Skipped tests, and tests that failed for a reason of their own before reaching a DLQ
+    assertion, are left out of the summary: the rule says nothing about them.
+    """
+    if outcome == "skipped":
+        return None
     if asserted:
         return "asserted"
-    return "exempt" if exempt else "missing"
+    if exempt:
+        return "exempt"
+    if outcome == "failed" and not violated:
+        return None
+    return "missing"
 
 
 @dataclass
@@ -103,8 +115,10 @@ class DlqSummary:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
     def line(self, mode: str) -> str | None:
+        """The summary line; None without integration tests, and in ``off`` mode, where plain
+        asserts are not watched and the counts would call asserted tests "without"."""
         total = self.asserted + self.exempt + self.missing
-        if not total:
+        if not total or mode == "off":
             return None
         text = f"DLQ assertions: {self.asserted} of {total} integration tests"
         details = []
@@ -161,6 +175,11 @@ def assert_dlq_count(source: Any, expected: int) -> None:
     __tracebackhide__ = True
     if _current is not None:
         _current.record("assert_dlq_count")
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise TypeError(
+            f"the expected DLQ count must be a non-negative int, got {expected!r} "
+            "(call it as assert_count(source, expected))"
+        )
     actual = count_of(source)
     if actual != expected:
         label = source if isinstance(source, str) else type(source).__name__

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
-from pytest_pipeline.config import SETTINGS, PipelineConfig
+from dataclasses import fields
+
+from pytest_pipeline.config import SETTINGS, PipelineConfig, ServiceConfig
+from pytest_pipeline.services.external import mask_url
+
+SECRET_FIELDS = ("access_key", "secret_key")
+
+
+def render_service(service: ServiceConfig) -> str:
+    """One service's configured settings (secrets masked), or that it uses the defaults."""
+    shown = []
+    for item in fields(service):
+        value = getattr(service, item.name)
+        if item.name == "name" or value is None:
+            continue
+        if item.name in SECRET_FIELDS:
+            value = "***"
+        elif item.name == "url":
+            value = mask_url(value)
+        shown.append(f"{item.name}={value}")
+    return f"  services.{service.name}: {' '.join(shown) if shown else '(defaults)'}" + (
+        "  [external]" if service.is_external else ""
+    )
 
 
 def render_config(resolved: PipelineConfig) -> list[str]:
@@ -27,6 +49,14 @@ def render_config(resolved: PipelineConfig) -> list[str]:
     for setting in SETTINGS:
         origin = resolved.origins.get(setting.key, "default")
         lines.append(f"  {setting.key} = {values[setting.key]}  [{origin}]")
+    lines.extend(render_service(service) for service in resolved.services.values())
+    for override in resolved.overrides:
+        limits = " ".join(
+            f"{item.name}={getattr(override, item.name)}"
+            for item in fields(override)
+            if item.name != "match" and getattr(override, item.name) is not None
+        )
+        lines.append(f"  budgets.override {override.match}: {limits}")
     return lines
 
 

@@ -13,7 +13,9 @@ class PipelineError(Exception):
     """Base class of every error raised by pytest-pipeline."""
 
 
-class ConfigError(PipelineError, pytest.UsageError):
+# UsageError is @final in pytest's stubs; subclassing it is what makes pytest print the message as
+# "ERROR: ..." with exit code 4 and no traceback, which is the point of this class.
+class ConfigError(PipelineError, pytest.UsageError):  # type: ignore[misc]
     """Invalid ``[tool.pytest-pipeline]`` configuration, option or environment variable."""
 
 

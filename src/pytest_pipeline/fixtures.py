@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pytest_pipeline.fixture_files import FixtureStore
 
 SEED_KEY = pytest.StashKey[int]()
+STORE_KEY = pytest.StashKey["FixtureStore"]()
 
 
 @pytest.fixture(scope="session")
@@ -26,20 +27,24 @@ def pipeline_config(pytestconfig: pytest.Config) -> _config.PipelineConfig:
 
 
 @pytest.fixture(scope="session")
-def _pipeline_fixture_store(pipeline_config: _config.PipelineConfig) -> FixtureStore:
+def _pipeline_fixture_store(
+    pytestconfig: pytest.Config, pipeline_config: _config.PipelineConfig
+) -> FixtureStore:
     # One store per session: it parses each file once and hands out fresh copies.
     from pytest_pipeline.fixture_files import FixtureStore
 
-    return FixtureStore(
+    store = FixtureStore(
         pipeline_config.fixtures_dir,
         update=pipeline_config.update_fixtures,
         rootdir=pipeline_config.rootdir,
     )
+    pytestconfig.stash[STORE_KEY] = store  # the plugin reports the files update mode wrote
+    return store
 
 
 @pytest.fixture
 def load_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[[str], Any]:
-    """``load_fixture(name)``: a fixture file from ``fixtures_dir`` as Python data (a fresh copy)."""
+    """``load_fixture(name)``: a file from ``fixtures_dir`` as Python data (a fresh copy)."""
     return _pipeline_fixture_store.load
 
 
@@ -71,7 +76,8 @@ def assert_matches_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..
 @pytest.fixture
 def pipeline_seed(request: pytest.FixtureRequest) -> int:
     """This test's seed (``random``, numpy and Faker are already seeded with it)."""
-    return request.node.stash[SEED_KEY]
+    seed: int = request.node.stash[SEED_KEY]
+    return seed
 
 
 @pytest.fixture

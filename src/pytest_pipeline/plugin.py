@@ -6,6 +6,7 @@ imports no data or client library (pandas, pyarrow, psycopg, ...): they load whe
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Generator
 from typing import Any
@@ -62,10 +63,16 @@ class PipelineSession:
         self.config = config
         self.resolved = resolved
         self.dlq_summary = _dlq.DlqSummary()
+        self.updated_fixtures: list[str] = []
+        self._reported_updates = 0
 
     def pytest_report_header(self) -> str:
-        source = self.resolved.source.name if self.resolved.source else "defaults"
-        return f"pipeline: {self.resolved.describe()} (config: {source})"
+        source = (
+            f"[tool.pytest-pipeline] in {self.resolved.source.name}"
+            if self.resolved.source
+            else "no [tool.pytest-pipeline] section"
+        )
+        return f"pipeline: {self.resolved.describe()} ({source})"
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(
@@ -107,6 +114,7 @@ class PipelineSession:
         with _dlq.PlainAssertWatcher(tracker):
             result = yield  # a failing test raises here and the rule has nothing to add
         if not tracker.asserted:
+            tracker.violated = True
             message = _dlq.violation_message(item.nodeid)
             if self.resolved.dlq_assertions == "strict":
                 pytest.fail(message, pytrace=False)
@@ -128,7 +136,17 @@ class PipelineSession:
             report.pipeline_dlq = _dlq.classify(  # type: ignore[attr-defined]
                 exempt=item.get_closest_marker("no_dlq") is not None,
                 asserted=bool(tracker and tracker.asserted),
+                violated=bool(tracker and tracker.violated),
+                outcome=report.outcome,
             )
+        store = self.config.stash.get(_fixtures.STORE_KEY, None)
+        if store is not None and len(store.updated) > self._reported_updates:
+            # Plain attribute: reaches the xdist controller, which prints the summary.
+            report.pipeline_updated = [  # type: ignore[attr-defined]
+                os.path.relpath(path, self.resolved.rootdir)
+                for path in store.updated[self._reported_updates :]
+            ]
+            self._reported_updates = len(store.updated)
         if report.failed and _fixtures.SEED_KEY in item.stash:
             base = self.resolved.seed
             report.sections.append(
@@ -144,8 +162,16 @@ class PipelineSession:
         outcome = getattr(report, "pipeline_dlq", None)
         if outcome is not None and report.when == "call":
             self.dlq_summary.add(outcome)
+        self.updated_fixtures.extend(getattr(report, "pipeline_updated", ()))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         line = self.dlq_summary.line(self.resolved.dlq_assertions)
         if line:
             terminalreporter.write_line(line)
+        if self.updated_fixtures:
+            terminalreporter.write_line(
+                f"pytest-pipeline: --pipeline-update-fixtures wrote "
+                f"{len(self.updated_fixtures)} fixture file(s); review them before committing:"
+            )
+            for path in self.updated_fixtures:
+                terminalreporter.write_line(f"  {path}")

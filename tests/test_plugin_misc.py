@@ -1,0 +1,219 @@
+"""Plugin surface: header line, ``--help`` group, ``--markers``, ``--strict-markers``, doctor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_pipeline import config as pipeline_config
+from pytest_pipeline import doctor
+
+Toml = Callable[[str], None]
+UsageCheck = Callable[..., None]
+
+
+def test_header_line_with_defaults(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "pipeline: seed=1234 dlq_assertions=strict backend=auto "
+            "(no ?tool.pytest-pipeline? section)"
+        ]
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_header_line_from_pyproject(pytester: pytest.Pytester, pipeline_toml: Toml) -> None:
+    pipeline_toml('seed = 42\ndlq_assertions = "warn"\n[tool.pytest-pipeline.services]\n'
+                  'backend = "local"\n')
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "pipeline: seed=42 dlq_assertions=warn backend=local "
+            "(?tool.pytest-pipeline? in pyproject.toml)"
+        ]
+    )
+
+
+def test_help_groups_pipeline_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-pipeline (data-pipeline testing conventions):",
+            "  --pipeline-fixtures-dir=PATH",
+            "  --pipeline-seed=INTEGER",
+            "  --pipeline-dlq-assertions={strict,warn,off}",
+            "  --pipeline-backend={auto,docker,local,external}",
+            "  --pipeline-missing={error,skip}",
+            "  --pipeline-time-scale=NUMBER",
+            "  --pipeline-update-fixtures*",
+            "  --pipeline-keep-failed*",
+            "  --pipeline-doctor*",
+        ]
+    )
+    # every option of the group is a --pipeline-* option
+    text = result.stdout.str()
+    group = text.split("pytest-pipeline (data-pipeline testing conventions):")[1]
+    group = group.split("\n\n")[0]
+    options = [line.split()[0] for line in group.splitlines() if line.startswith("  --")]
+    assert options
+    assert all(option.startswith("--pipeline-") for option in options)
+
+
+def test_help_mentions_config_key_and_env(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())
+    assert "Overrides seed in [tool.pytest-pipeline] and PYTEST_PIPELINE_SEED." in text
+    assert "Overrides services.backend in [tool.pytest-pipeline] and PYTEST_PIPELINE_BACKEND." in (
+        text
+    )
+
+
+def test_markers_are_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines_random(
+        [
+            "@pytest.mark.unit: pipeline layer: *",
+            "@pytest.mark.integration: pipeline layer: *dead-letter-queue*",
+            "@pytest.mark.performance(records=None, max_seconds=None, max_memory_mb=None, "
+            "min_records_per_second=None): pipeline layer: *",
+            "@pytest.mark.quality: pipeline layer: *",
+            "@pytest.mark.no_dlq(reason): exempt one integration test from the DLQ-count rule*",
+        ]
+    )
+
+
+def test_strict_markers_passes_with_every_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.unit
+        def test_unit():
+            pass
+
+        @pytest.mark.integration
+        def test_integration(dlq):
+            dlq.assert_count([], 0)
+
+        @pytest.mark.integration
+        @pytest.mark.no_dlq(reason="reads only")
+        def test_exempt():
+            pass
+
+        @pytest.mark.performance(records=10, max_seconds=5)
+        def test_performance():
+            pass
+
+        @pytest.mark.quality
+        def test_quality():
+            pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(passed=5)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_strict_markers_still_catches_typos(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.intergration
+        def test_typo():
+            pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*'intergration' not found in `markers` configuration option*"])
+
+
+def test_doctor_shows_resolved_config_and_runs_no_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, pipeline_toml: Toml
+) -> None:
+    pipeline_toml('seed = 5\n[tool.pytest-pipeline.services]\nbackend = "local"\n')
+    pytester.makepyfile("def test_never_runs():\n    raise AssertionError\n")
+    monkeypatch.setenv("PYTEST_PIPELINE_DLQ_ASSERTIONS", "warn")
+    result = pytester.runpytest("--pipeline-doctor", "--pipeline-seed=9")
+    assert result.ret == 0
+    path = pytester.path / "pyproject.toml"
+    result.stdout.fnmatch_lines(
+        [
+            f"configuration ({path}):",
+            "  seed = 9  [[]--pipeline-seed[]]",
+            "  dlq_assertions = warn  [[]PYTEST_PIPELINE_DLQ_ASSERTIONS[]]",
+            f"  services.backend = local  [[]{path}[]]",
+            "  services.startup_timeout = 60.0  [[]default[]]",
+        ]
+    )
+    assert "test_never_runs" not in result.stdout.str()
+    assert "collected" not in result.stdout.str()
+
+
+def test_doctor_with_bad_config_is_a_clean_error(
+    pytester: pytest.Pytester, pipeline_toml: Toml, assert_usage_error: UsageCheck
+) -> None:
+    pipeline_toml('fixture_dir = "x"\n')
+    result = pytester.runpytest("--pipeline-doctor")
+    assert_usage_error(
+        result, "ERROR: pytest-pipeline: unknown configuration key 'fixture_dir'*fixtures_dir?*"
+    )
+
+
+def test_doctor_render_lists_every_setting(tmp_path: Path) -> None:
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    lines = doctor.render(resolved).splitlines()
+    assert lines[0] == "configuration (no [tool.pytest-pipeline] section):"
+    settings = lines[1 : 1 + len(pipeline_config.SETTINGS)]
+    keys = [line.split(" = ")[0].strip() for line in settings]
+    assert keys == [setting.key for setting in pipeline_config.SETTINGS]
+    assert all(line.endswith("[default]") for line in settings)
+    assert lines[1 + len(pipeline_config.SETTINGS) :] == [
+        "  services.postgres: (defaults)",
+        "  services.kafka: (defaults)",
+        "  services.s3: (defaults)",
+    ]
+
+
+def test_doctor_shows_services_and_overrides_with_secrets_masked(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pytest-pipeline.services]\n"
+        'kafka = { image = "apache/kafka:4.1.1" }\n'
+        "[[tool.pytest-pipeline.budgets.override]]\n"
+        'match = "tests/performance/test_n.py::*"\n'
+        "records = 100_000\n"
+        "max_seconds = 5.0\n",
+        encoding="utf-8",
+    )
+    env = {
+        "PYTEST_PIPELINE_POSTGRES_URL": "postgresql://app:hunter2@localhost:5432/db",
+        "PYTEST_PIPELINE_S3_ENDPOINT": "http://localhost:9000",
+        "PYTEST_PIPELINE_S3_ACCESS_KEY": "AKIAEXAMPLE",
+        "PYTEST_PIPELINE_S3_SECRET_KEY": "very-secret",
+    }
+    text = doctor.render(pipeline_config.resolve(tmp_path, {}, env=env))
+    assert "  services.postgres: url=postgresql://app:***@localhost:5432/db  [external]" in text
+    assert "  services.kafka: image=apache/kafka:4.1.1" in text.splitlines()
+    assert (
+        "  services.s3: endpoint=http://localhost:9000 access_key=*** secret_key=***  [external]"
+        in text
+    )
+    assert "  budgets.override tests/performance/test_n.py::*: records=100000 max_seconds=5.0" in (
+        text
+    )
+    assert "hunter2" not in text
+    assert "very-secret" not in text
+    assert "AKIAEXAMPLE" not in text
+
+
+def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--co")
+    result.stdout.fnmatch_lines(["plugins: *pipeline-0*"])
