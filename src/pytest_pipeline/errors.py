@@ -37,3 +37,7 @@ class ServiceError(PipelineError):
 
 class HostNotAllowedError(ServiceError):
     """A service URL points at a host outside ``allowed_hosts``."""
+
+
+class PipelineWarning(UserWarning):
+    """A pytest-pipeline rule broken in ``warn`` mode, or a cleanup that did not finish."""

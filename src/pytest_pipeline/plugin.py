@@ -18,14 +18,11 @@ from pytest_pipeline import dlq as _dlq
 from pytest_pipeline import fixtures as _fixtures
 from pytest_pipeline import markers as _markers
 from pytest_pipeline import seeding as _seeding
+from pytest_pipeline.errors import PipelineWarning
 from pytest_pipeline.services import fixtures as _service_fixtures
 from pytest_pipeline.services.session import ServiceHooks
 
 TRACKER_KEY = pytest.StashKey[_dlq.DlqTracker]()
-
-
-class PipelineWarning(UserWarning):
-    """A pytest-pipeline rule broken in ``warn`` mode."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -55,7 +55,10 @@ class ServiceHooks:
         notes = getattr(report, "pipeline_notes", ())
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if notes and terminal is not None:
-            terminal.ensure_newline()
+            # Start on a line of its own, also after xdist's progress dots.
+            writer = getattr(terminal, "_tw", None)
+            if writer is not None and getattr(writer, "width_of_current_line", 0):
+                terminal.write("\n")
             for note in notes:
                 terminal.write_line(note)
         self.kept.extend(getattr(report, "pipeline_kept", ()))

@@ -1,0 +1,520 @@
+"""Per-test S3 namespaces: uniquely named buckets on the session's object store.
+
+Records are written and read in the format their key's suffix names: ``.json`` (an array of
+objects), ``.jsonl`` / ``.ndjson`` (one object per line), ``.csv`` (a header line; values
+type-inferred by pyarrow when read back), ``.parquet`` (pyarrow), and ``.gz`` of the text
+formats.
+
+boto3 and pyarrow are imported where they are used, so importing this module costs only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import decimal
+import gzip
+import hashlib
+import io
+import json
+import re
+import threading
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_pipeline._optional import require
+from pytest_pipeline.errors import PipelineWarning, ServiceError
+from pytest_pipeline.services.endpoints import S3Endpoint
+
+__all__ = ["SUPPORTED_SUFFIXES", "S3Namespace", "bucket_name"]
+
+SUPPORTED_SUFFIXES = (
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".csv",
+    ".parquet",
+    ".json.gz",
+    ".jsonl.gz",
+    ".ndjson.gz",
+    ".csv.gz",
+)
+
+_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_CONTENT_TYPES = {
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+MAX_BUCKET_LENGTH = 63
+_HASH_LENGTH = 8
+
+_BUCKET_OK = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_BUCKET_BAD_CHARS = re.compile(r"[^a-z0-9-]+")
+# Prefixes and suffixes S3 reserves for its own kinds of bucket.
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", "--table-s3")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"-{2,}", "-", _BUCKET_BAD_CHARS.sub("-", text.lower())).strip("-")
+
+
+def _valid_bucket(name: str) -> bool:
+    return (
+        3 <= len(name) <= MAX_BUCKET_LENGTH
+        and _BUCKET_OK.fullmatch(name) is not None
+        and "--" not in name
+        and not name.startswith(_RESERVED_PREFIXES)
+        and not name.endswith(_RESERVED_SUFFIXES)
+    )
+
+
+def bucket_name(prefix: str, name: str) -> str:
+    """The bucket ``bucket(name)`` creates in the namespace ``prefix``.
+
+    ``prefix-name`` when that is a valid DNS-style bucket name (lowercase letters, digits and
+    single hyphens, 3-63 characters; dots are avoided because they break TLS with virtual-host
+    addressing); otherwise the name is lowercased, cleaned, shortened and suffixed with a hash
+    of the original, so distinct names never share a bucket.
+    """
+    if not name:
+        raise ServiceError("an S3 bucket name cannot be empty")
+    head = _clean(prefix) or "pp"
+    if len(head) > 30:  # keep room for the name; the hash keeps long prefixes distinct
+        head = f"{head[:21].rstrip('-')}-{_digest(prefix)}"
+    candidate = f"{head}-{name}"
+    if _valid_bucket(candidate):
+        return candidate
+    base = _clean(name)
+    room = MAX_BUCKET_LENGTH - len(head) - _HASH_LENGTH - 2
+    base = base[: max(room, 0)].rstrip("-")
+    return f"{head}-{base}-{_digest(name)}" if base else f"{head}-{_digest(name)}"
+
+
+def _format_of(key: str) -> tuple[str, bool] | None:
+    """``(format, gzipped)`` for ``key``, by suffix (case-insensitive), or None if unknown."""
+    lower = key.lower()
+    gzipped = lower.endswith(".gz")
+    if gzipped:
+        lower = lower[:-3]
+    if lower.endswith(".parquet"):
+        return None if gzipped else ("parquet", False)
+    for suffix, kind in _FORMATS.items():
+        if lower.endswith(suffix):
+            return kind, gzipped
+    return None
+
+
+def _unsupported(bucket: str, key: str) -> ServiceError:
+    return ServiceError(
+        f"s3://{bucket}/{key}: unsupported file type; records are read and written by key "
+        f"suffix, one of {', '.join(SUPPORTED_SUFFIXES)}"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _union_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+# --------------------------------------------------------------------------- encode / decode
+
+
+def encode_records(rows: Sequence[Mapping[str, Any]], kind: str) -> bytes:
+    """``rows`` as a file of format ``kind`` (json, jsonl, csv or parquet)."""
+    if kind == "json":
+        return _dumps([dict(row) for row in rows]).encode("utf-8")
+    if kind == "jsonl":
+        return "".join(_dumps(dict(row)) + "\n" for row in rows).encode("utf-8")
+    if kind == "csv":
+        out = io.StringIO()
+        columns = _union_columns(rows)
+        if columns:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_csv_cell(row.get(column)) for column in columns])
+        return out.getvalue().encode("utf-8")
+    return _encode_parquet(rows)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return _dumps(value)
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    return value
+
+
+def _encode_parquet(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    pa = require("pyarrow", "s3", "Writing Parquet records to S3")
+    pq = require("pyarrow.parquet", "s3", "Writing Parquet records to S3")
+    arrays = {}
+    # Column by column, so a column of mixed types is named in the error.
+    for column in _union_columns(rows):
+        try:
+            arrays[column] = pa.array([row.get(column) for row in rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"column {column!r} cannot be stored in Parquet: {exc}") from None
+    sink = io.BytesIO()
+    pq.write_table(pa.table(arrays), sink)
+    return sink.getvalue()
+
+
+def decode_records(body: bytes, kind: str) -> list[dict[str, Any]]:
+    """Records from a file of format ``kind``; ValueError when it does not hold records."""
+    if kind == "json":
+        data = json.loads(body)
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise ValueError("expected a JSON array of objects")
+        return data
+    if kind == "jsonl":
+        rows = []
+        for number, line in enumerate(body.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"line {number} is not JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"line {number} is not a JSON object")
+            rows.append(row)
+        return rows
+    pa = require("pyarrow", "s3", "Reading records from S3")
+    if kind == "csv":
+        if not body.strip():
+            return []
+        pa_csv = require("pyarrow.csv", "s3", "Reading CSV records from S3")
+        # Empty cells are nulls, as the writer writes None; quoted cells may span lines.
+        convert = pa_csv.ConvertOptions(strings_can_be_null=True)
+        parse = pa_csv.ParseOptions(newlines_in_values=True)
+        try:
+            table = pa_csv.read_csv(io.BytesIO(body), parse_options=parse, convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"not a valid CSV file: {exc}") from None
+        rows_csv: list[dict[str, Any]] = table.to_pylist()
+        return rows_csv
+    pq = require("pyarrow.parquet", "s3", "Reading Parquet records from S3")
+    try:
+        table = pq.read_table(io.BytesIO(body))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValueError(f"not a valid Parquet file: {exc}") from None
+    rows_pq: list[dict[str, Any]] = table.to_pylist()
+    return rows_pq
+
+
+# --------------------------------------------------------------------------- clients
+
+
+_clients_lock = threading.Lock()
+_clients: dict[S3Endpoint, Any] = {}
+
+
+def _client_for(endpoint: S3Endpoint) -> Any:
+    """One boto3 client per endpoint and process: creating one costs tens of milliseconds.
+
+    botocore clients are thread-safe.
+    """
+    with _clients_lock:
+        client = _clients.get(endpoint)
+        if client is None:
+            boto3 = require("boto3", "s3", "The s3 fixture")
+            config = require("botocore.config", "s3", "The s3 fixture").Config(
+                s3={"addressing_style": "path"},  # no DNS for bucket.localhost needed
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                # S3-compatible stores do not all accept the checksums newer botocore adds.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
+            client = _clients[endpoint] = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint.endpoint_url,
+                aws_access_key_id=endpoint.access_key,
+                aws_secret_access_key=endpoint.secret_key,
+                region_name=endpoint.region,
+                config=config,
+            )
+        return client
+
+
+def _error_text(exc: Exception) -> str:
+    """A botocore error as ``Code: message``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        code, message = error.get("Code"), error.get("Message")
+        if code:
+            return f"{code}: {message}" if message else str(code)
+    return str(exc) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- the fixture object
+
+
+class S3Namespace:
+    """One test's buckets on a shared object store: what the ``s3`` fixture gives.
+
+    ``bucket(name)`` creates ``<prefix>-<name>`` and returns that real name; the other methods
+    take the real name (or the name given to ``bucket()``). ``close()`` empties and deletes
+    the buckets this namespace created, and only those.
+    """
+
+    def __init__(self, endpoint: S3Endpoint, prefix: str) -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        self._buckets: dict[str, str] = {}  # name given to bucket() -> real name
+        self._owned: list[str] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"S3Namespace(endpoint_url={self.endpoint_url!r}, prefix={self.prefix!r}, "
+            f"buckets={self._owned})"
+        )
+
+    def __enter__(self) -> S3Namespace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def endpoint_url(self) -> str:
+        """The S3 endpoint, e.g. ``http://127.0.0.1:9000``."""
+        return self.endpoint.endpoint_url
+
+    @property
+    def client(self) -> Any:
+        """A boto3 S3 client for the endpoint (path-style addressing), created on first use."""
+        return _client_for(self.endpoint)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Options for pandas / s3fs: ``pd.read_parquet("s3://...", storage_options=...)``."""
+        return {
+            "key": self.endpoint.access_key,
+            "secret": self.endpoint.secret_key,
+            "client_kwargs": {
+                "endpoint_url": self.endpoint.endpoint_url,
+                "region_name": self.endpoint.region,
+            },
+            "config_kwargs": {"s3": {"addressing_style": "path"}},
+        }
+
+    @property
+    def buckets(self) -> list[str]:
+        """Real names of the buckets this namespace created, in creation order."""
+        return list(self._owned)
+
+    def owns(self, bucket: str) -> bool:
+        """Whether ``bucket`` (a real name, or a name given to :meth:`bucket`) is one of ours."""
+        return bucket in self._owned or bucket in self._buckets
+
+    def real_name(self, name: str) -> str:
+        """The real bucket name ``bucket(name)`` creates (without creating it)."""
+        return bucket_name(self.prefix, name)
+
+    def _resolve(self, bucket: str) -> str:
+        return bucket if bucket in self._owned else self._buckets.get(bucket, bucket)
+
+    def _error_text(self, exc: Exception) -> str:
+        text = _error_text(exc)
+        secret = self.endpoint.secret_key
+        return text.replace(secret, "***") if secret else text
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceError(f"the S3 namespace {self.prefix!r} is closed")
+
+    def bucket(self, name: str) -> str:
+        """Create the bucket ``name`` of this test and return its unique real name.
+
+        Calling it again with the same name returns the same bucket.
+        """
+        self._check_open()
+        real = self._resolve(name)
+        if real in self._owned:
+            return real
+        real = self.real_name(name)
+        params: dict[str, Any] = {"Bucket": real}
+        if self.endpoint.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.endpoint.region}
+        try:
+            self.client.create_bucket(**params)
+        except Exception as exc:
+            reason = self._error_text(exc)
+            if "BucketAlreadyOwnedByYou" not in reason:
+                raise ServiceError(
+                    f"cannot create S3 bucket {real!r} at {self.endpoint_url}: {reason}"
+                ) from None
+        self._buckets[name] = real
+        self._owned.append(real)
+        return real
+
+    def put_records(self, bucket: str, key: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``records`` to ``s3://bucket/key`` in the format the key's suffix names."""
+        self._check_open()
+        real = self._resolve(bucket)
+        fmt = _format_of(key)
+        if fmt is None:
+            raise _unsupported(real, key)
+        kind, gzipped = fmt
+        rows = _check_records(records, f"s3://{real}/{key}")
+        try:
+            body = encode_records(rows, kind)
+        except (TypeError, ValueError) as exc:
+            raise ServiceError(f"s3://{real}/{key}: cannot write the records: {exc}") from None
+        if gzipped:
+            body = gzip.compress(body, mtime=0)  # mtime=0: same records, same bytes
+        try:
+            self.client.put_object(
+                Bucket=real,
+                Key=key,
+                Body=body,
+                ContentType="application/gzip" if gzipped else _CONTENT_TYPES[kind],
+            )
+        except Exception as exc:
+            raise ServiceError(
+                f"cannot write s3://{real}/{key} at {self.endpoint_url}: {self._error_text(exc)}"
+            ) from None
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys of the objects under ``prefix`` in ``bucket``, sorted."""
+        self._check_open()
+        real = self._resolve(bucket)
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=real, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", ()))
+        except Exception as exc:
+            raise ServiceError(
+                f"cannot list s3://{real}/{prefix} at {self.endpoint_url}: {self._error_text(exc)}"
+            ) from None
+        return sorted(keys)
+
+    def read_records(self, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
+        """Records of every object under ``prefix``, in key order, parsed by key suffix.
+
+        Directory markers (keys ending in ``/``) and files whose name starts with ``_`` or
+        ``.`` (``_SUCCESS``, ``.crc``: written by Spark and Hadoop) are skipped, as pyarrow
+        datasets do. Any other unknown suffix is a :class:`ServiceError`.
+        """
+        real = self._resolve(bucket)
+        wanted: list[tuple[str, str, bool]] = []
+        for key in self.keys(real, prefix):
+            basename = key.rsplit("/", 1)[-1]
+            if not basename or basename.startswith(("_", ".")):
+                continue
+            fmt = _format_of(key)
+            if fmt is None:
+                raise _unsupported(real, key)
+            wanted.append((key, *fmt))
+        records: list[dict[str, Any]] = []
+        for key, kind, gzipped in wanted:
+            try:
+                body = self.client.get_object(Bucket=real, Key=key)["Body"].read()
+            except Exception as exc:
+                raise ServiceError(
+                    f"cannot read s3://{real}/{key} at {self.endpoint_url}: {self._error_text(exc)}"
+                ) from None
+            try:
+                if gzipped:
+                    body = gzip.decompress(body)
+                records.extend(decode_records(body, kind))
+            except (ValueError, OSError, EOFError) as exc:
+                raise ServiceError(
+                    f"s3://{real}/{key} does not hold {kind} records: {exc}"
+                ) from None
+        return records
+
+    def close(self, *, delete: bool = True) -> None:
+        """Empty and delete the buckets this namespace created (only those). Idempotent.
+
+        ``delete=False`` keeps them (``--pipeline-keep-failed``). Problems while cleaning up
+        are reported as warnings, not raised.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not delete or not self._owned:
+            return
+        client = self.client
+        for real in self._owned:
+            try:
+                _empty_bucket(client, real)
+                client.delete_bucket(Bucket=real)
+            except Exception as exc:
+                if "NoSuchBucket" in self._error_text(exc):
+                    continue
+                warnings.warn(
+                    PipelineWarning(
+                        f"could not delete S3 bucket {real!r} at {self.endpoint_url}: "
+                        f"{self._error_text(exc)}"
+                    ),
+                    stacklevel=2,
+                )
+
+
+def _empty_bucket(client: Any, bucket: str) -> None:
+    # Versions cover unversioned objects too (version id "null"), so one listing suffices.
+    paginator = client.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket):
+        doomed = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for group in ("Versions", "DeleteMarkers")
+            for item in page.get(group, ())
+        ]
+        # At most 1000 per page, the limit of DeleteObjects.
+        if doomed:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())
+    for upload in uploads:
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def _check_records(records: Any, where: str) -> list[Mapping[str, Any]]:
+    if isinstance(records, Mapping | str | bytes):
+        raise ServiceError(
+            f"{where}: records must be a sequence of mappings (a list of dicts), got a single "
+            f"{type(records).__name__}; wrap one record in a list"
+        )
+    try:
+        rows = list(records)
+    except TypeError:
+        raise ServiceError(
+            f"{where}: records must be a sequence of mappings, got {type(records).__name__}"
+        ) from None
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ServiceError(f"{where}: record {index} is a {type(row).__name__}, not a dict")
+    return rows
