@@ -1,4 +1,4 @@
-"""Service benchmarks: cold start, per-test isolation cost, a 200-test suite serial vs -n 2.
+"""Service benchmarks: per-test isolation cost, and a 200-test suite serial vs -n 2.
 
 Run through ``python bench/run.py services`` (writes docs/benchmarks.md) or directly
 (prints Markdown).
@@ -24,29 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _median_ms(samples: list[float]) -> str:
     return f"{statistics.median(samples) * 1000:.1f}"
-
-
-def cold_starts(rounds: int) -> list[str]:
-    """Ready time of each local server, first start (fresh caches) and warm starts."""
-    rows = ["| service | how | first start (s) | warm start, median of %d (s) |" % rounds,
-            "|---|---|---|---|"]
-    for service in ("postgres", "kafka", "s3"):
-        availability = local.availability(service)
-        if not availability.ok:
-            rows.append(f"| {service} | unavailable: {availability.why_not} | | |")
-            continue
-        times: list[float] = []
-        for _ in range(rounds + 1):
-            with tempfile.TemporaryDirectory() as run_dir:
-                os.chmod(run_dir, 0o755)
-                record = local.start(service, Path(run_dir), root_pid=os.getpid(), timeout=60)
-                times.append(record.started_in)
-                local.stop(record)
-        rows.append(
-            f"| {service} | {availability.how} | {times[0]:.2f} | "
-            f"{statistics.median(times[1:]):.2f} |"
-        )
-    return rows
 
 
 def _time(fn: Callable[[], object], rounds: int) -> list[float]:
@@ -107,8 +84,8 @@ def isolation(rounds: int) -> list[str]:
                 namespace.close()
 
             topic()  # first admin connection outside the measurement
-            rows.append(f"| topic (create, wait usable, delete) | {_median_ms(_time(topic, rounds))}"
-                        " | | |")
+            topic_ms = _median_ms(_time(topic, rounds))
+            rows.append(f"| topic (create, wait usable, delete) | {topic_ms} | | |")
 
             s3 = records["s3"].endpoint
             assert isinstance(s3, S3Endpoint)
@@ -168,7 +145,6 @@ def suite(count: int) -> list[str]:
 def run() -> str:
     """All service benchmarks as Markdown."""
     parts = [
-        "### Cold start (local backend)", "", *cold_starts(rounds=5), "",
         "### Per-test isolation", "", *isolation(rounds=30), "",
         "### Integration suite", "", *suite(200), "",
     ]

@@ -57,7 +57,7 @@ class ServiceHooks:
         if notes and terminal is not None:
             # Start on a line of its own, also after xdist's progress dots.
             writer = getattr(terminal, "_tw", None)
-            if writer is not None and getattr(writer, "width_of_current_line", 0):
+            if writer is not None and int(getattr(writer, "width_of_current_line", 0)) > 0:
                 terminal.write("\n")
             for note in notes:
                 terminal.write_line(note)
