@@ -41,8 +41,10 @@ def isolation(rounds: int) -> list[str]:
     from pytest_pipeline.services.postgres import create_database, drop_database, ensure_template
     from pytest_pipeline.services.s3 import S3Namespace
 
-    rows = ["| per-test isolation | median ms (create + drop) | baseline | baseline ms |",
-            "|---|---|---|---|"]
+    rows = [
+        "| per-test isolation | median ms (create + drop) | baseline | baseline ms |",
+        "|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as run_dir:
         os.chmod(run_dir, 0o755)
         records = {
@@ -71,8 +73,10 @@ def isolation(rounds: int) -> list[str]:
                     conn.execute("truncate t")
 
             db_ms, bare_ms = _time(database, rounds), _time(bare, rounds)
-            rows.append(f"| database (CREATE DATABASE ... TEMPLATE) | {_median_ms(db_ms)} | "
-                        f"shared database, connect + TRUNCATE | {_median_ms(bare_ms)} |")
+            rows.append(
+                f"| database (CREATE DATABASE ... TEMPLATE) | {_median_ms(db_ms)} | "
+                f"shared database, connect + TRUNCATE | {_median_ms(bare_ms)} |"
+            )
             shared.close()
 
             kafka = records["kafka"].endpoint
@@ -103,7 +107,7 @@ def isolation(rounds: int) -> list[str]:
     return rows
 
 
-SUITE_TEST = '''
+SUITE_TEST = """
 import pytest
 
 @pytest.mark.integration
@@ -118,13 +122,15 @@ def test_roundtrip(postgres, kafka, s3, dlq, i):
     assert postgres.fetch("select count(*) as n from out")[0]["n"] == 1
     assert len(s3.read_records(bucket)) == 1
     dlq.assert_count(topic, 1)
-'''
+"""
 
 
 def suite(count: int) -> list[str]:
     """Wall time of a `count`-test integration suite, serial and with -n 2, side by side."""
-    rows = [f"| {count}-test integration suite (postgres + kafka + s3 per test) | wall time (s) |",
-            "|---|---|"]
+    rows = [
+        f"| {count}-test integration suite (postgres + kafka + s3 per test) | wall time (s) |",
+        "|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as project:
         path = Path(project)
         (path / "pyproject.toml").write_text("[tool.pytest-pipeline]\n")
@@ -133,7 +139,10 @@ def suite(count: int) -> list[str]:
             started = time.perf_counter()
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-                cwd=path, capture_output=True, text=True, check=False,
+                cwd=path,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             elapsed = time.perf_counter() - started
             if result.returncode != 0:
@@ -145,8 +154,14 @@ def suite(count: int) -> list[str]:
 def run() -> str:
     """All service benchmarks as Markdown."""
     parts = [
-        "### Per-test isolation", "", *isolation(rounds=30), "",
-        "### Integration suite", "", *suite(200), "",
+        "### Per-test isolation",
+        "",
+        *isolation(rounds=30),
+        "",
+        "### Integration suite",
+        "",
+        *suite(200),
+        "",
     ]
     return "\n".join(parts)
 

@@ -25,12 +25,25 @@ def one_test(pytester: pytest.Pytester) -> None:
 
 # setting key in pyproject (TOML literal), env variable, CLI option, header field
 PRECEDENCE = [
-    pytest.param("seed", ("11", "22", "33"), "PYTEST_PIPELINE_SEED", "--pipeline-seed",
-                 "seed={}", id="seed"),
-    pytest.param("dlq_assertions", ('"warn"', "off", "strict"), "PYTEST_PIPELINE_DLQ_ASSERTIONS",
-                 "--pipeline-dlq-assertions", "dlq_assertions={}", id="dlq_assertions"),
-    pytest.param("services.backend", ('"local"', "external", "docker"), "PYTEST_PIPELINE_BACKEND",
-                 "--pipeline-backend", "backend={}", id="backend"),
+    pytest.param(
+        "seed", ("11", "22", "33"), "PYTEST_PIPELINE_SEED", "--pipeline-seed", "seed={}", id="seed"
+    ),
+    pytest.param(
+        "dlq_assertions",
+        ('"warn"', "off", "strict"),
+        "PYTEST_PIPELINE_DLQ_ASSERTIONS",
+        "--pipeline-dlq-assertions",
+        "dlq_assertions={}",
+        id="dlq_assertions",
+    ),
+    pytest.param(
+        "services.backend",
+        ('"local"', "external", "docker"),
+        "PYTEST_PIPELINE_BACKEND",
+        "--pipeline-backend",
+        "backend={}",
+        id="backend",
+    ),
 ]
 
 
@@ -182,23 +195,48 @@ def test_seed_random_is_shown_in_header(pipeline_toml: Toml, pytester: pytest.Py
 @pytest.mark.parametrize(
     ("toml", "key", "suggestion"),
     [
-        pytest.param('[tool.pytest-pipeline]\nfixture_dir = "x"\n', "'fixture_dir'",
-                     "fixtures_dir", id="top-level"),
-        pytest.param("[tool.pytest-pipeline]\nrequire_layers = true\n", "'require_layers'",
-                     "require_layer", id="top-level-plural"),
-        pytest.param('[tool.pytest-pipeline.services]\nbacknd = "docker"\n', "'services.backnd'",
-                     "services.backend", id="services"),
-        pytest.param('[tool.pytest-pipeline.services.postgres]\nurll = "postgresql://x"\n',
-                     "'services.postgres.urll'", "services.postgres.url", id="service-table"),
-        pytest.param("[tool.pytest-pipeline.budgets]\nmax_second = 3\n", "'budgets.max_second'",
-                     "budgets.max_seconds", id="budgets"),
+        pytest.param(
+            '[tool.pytest-pipeline]\nfixture_dir = "x"\n',
+            "'fixture_dir'",
+            "fixtures_dir",
+            id="top-level",
+        ),
+        pytest.param(
+            "[tool.pytest-pipeline]\nrequire_layers = true\n",
+            "'require_layers'",
+            "require_layer",
+            id="top-level-plural",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.services]\nbacknd = "docker"\n',
+            "'services.backnd'",
+            "services.backend",
+            id="services",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.services.postgres]\nurll = "postgresql://x"\n',
+            "'services.postgres.urll'",
+            "services.postgres.url",
+            id="service-table",
+        ),
+        pytest.param(
+            "[tool.pytest-pipeline.budgets]\nmax_second = 3\n",
+            "'budgets.max_second'",
+            "budgets.max_seconds",
+            id="budgets",
+        ),
         pytest.param(
             '[[tool.pytest-pipeline.budgets.override]]\nmatch = "t::*"\nmax_second = 3\n',
-            "'budgets.override[[]0[]].max_second'", "budgets.override[[]0[]].max_seconds",
+            "'budgets.override[[]0[]].max_second'",
+            "budgets.override[[]0[]].max_seconds",
             id="override",
         ),
-        pytest.param('[tool.pytest-pipeline.service]\nbackend = "docker"\n', "'service'",
-                     "services", id="table-name"),
+        pytest.param(
+            '[tool.pytest-pipeline.service]\nbackend = "docker"\n',
+            "'service'",
+            "services",
+            id="table-name",
+        ),
     ],
 )
 @pytest.mark.usefixtures("one_test")
@@ -220,8 +258,11 @@ def test_unknown_key_without_close_match_lists_valid_keys(
 ) -> None:
     pipeline_toml("zzz = 1\n")
     result = pytester.runpytest()
-    assert_usage_error(result, "ERROR: pytest-pipeline: unknown configuration key 'zzz' in *. "
-                       "Valid keys: allowed_hosts, budgets, dlq_assertions, *seed, services.")
+    assert_usage_error(
+        result,
+        "ERROR: pytest-pipeline: unknown configuration key 'zzz' in *. "
+        "Valid keys: allowed_hosts, budgets, dlq_assertions, *seed, services.",
+    )
     assert "did you mean" not in result.stderr.str()
 
 
@@ -231,51 +272,88 @@ def test_unknown_key_without_close_match_lists_valid_keys(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        pytest.param('seed = "abc"', "seed in * must be an integer or \"random\", got 'abc'.",
-                     id="seed-str"),
-        pytest.param("seed = -3", 'seed in * must be a non-negative integer or "random", got -3.',
-                     id="seed-negative"),
-        pytest.param("seed = 1.5", "seed in * must be an integer or \"random\", got 1.5.",
-                     id="seed-float"),
-        pytest.param('require_layer = "yes please"',
-                     "require_layer in * must be a boolean (true or false), got 'yes please'.",
-                     id="require_layer"),
-        pytest.param('dlq_assertions = "loose"',
-                     "dlq_assertions in * must be one of 'strict', 'warn', 'off', got 'loose'.",
-                     id="dlq_assertions"),
-        pytest.param("fixtures_dir = 3", "fixtures_dir in * must be a non-empty string, got 3.",
-                     id="fixtures_dir"),
-        pytest.param("allowed_hosts = [1, 2]",
-                     "allowed_hosts in * must be a list of strings, got [[]1, 2[]].",
-                     id="allowed_hosts"),
-        pytest.param('layer_dirs = { fast = "tests/fast" }',
-                     "layer_dirs in * must be a table whose keys are layers *, not 'fast', got *",
-                     id="layer_dirs-key"),
-        pytest.param("layer_dirs = { unit = 3 }",
-                     "layer_dirs in * must be a table of layer = directory string*, got *",
-                     id="layer_dirs-value"),
-        pytest.param("[tool.pytest-pipeline.services]\nstartup_timeout = -1",
-                     "services.startup_timeout in * must be a positive number, got -1.",
-                     id="startup_timeout"),
-        pytest.param('[tool.pytest-pipeline.services]\nbackend = "kubernetes"',
-                     "services.backend in * must be one of 'auto', 'docker', 'local', "
-                     "'external', got 'kubernetes'.", id="backend"),
-        pytest.param('[tool.pytest-pipeline.services]\npostgres = "postgres:16"',
-                     "services.postgres in * must be a table.", id="service-not-table"),
-        pytest.param("[tool.pytest-pipeline.services.kafka]\nimage = 3",
-                     "services.kafka.image in * must be a non-empty string, got 3.",
-                     id="service-value"),
-        pytest.param("[tool.pytest-pipeline.budgets]\nmax_memory_mb = \"lots\"",
-                     "budgets.max_memory_mb in * must be a positive number, got 'lots'.",
-                     id="budget"),
-        pytest.param("[[tool.pytest-pipeline.budgets.override]]\nrecords = 5",
-                     "budgets.override[[]0[]] in * needs a 'match' glob on test ids*",
-                     id="override-no-match"),
-        pytest.param('[[tool.pytest-pipeline.budgets.override]]\nmatch = "x"\nrecords = 0',
-                     "budgets.override[[]0[]].records in * must be a positive integer, got 0.",
-                     id="override-records"),
-        pytest.param('[tool.pytest-pipeline.budgets]\noverride = { match = "x" }',
-                     "budgets.override in * must be an array of tables*", id="override-not-array"),
+        pytest.param(
+            'seed = "abc"', "seed in * must be an integer or \"random\", got 'abc'.", id="seed-str"
+        ),
+        pytest.param(
+            "seed = -3",
+            'seed in * must be a non-negative integer or "random", got -3.',
+            id="seed-negative",
+        ),
+        pytest.param(
+            "seed = 1.5", 'seed in * must be an integer or "random", got 1.5.', id="seed-float"
+        ),
+        pytest.param(
+            'require_layer = "yes please"',
+            "require_layer in * must be a boolean (true or false), got 'yes please'.",
+            id="require_layer",
+        ),
+        pytest.param(
+            'dlq_assertions = "loose"',
+            "dlq_assertions in * must be one of 'strict', 'warn', 'off', got 'loose'.",
+            id="dlq_assertions",
+        ),
+        pytest.param(
+            "fixtures_dir = 3",
+            "fixtures_dir in * must be a non-empty string, got 3.",
+            id="fixtures_dir",
+        ),
+        pytest.param(
+            "allowed_hosts = [1, 2]",
+            "allowed_hosts in * must be a list of strings, got [[]1, 2[]].",
+            id="allowed_hosts",
+        ),
+        pytest.param(
+            'layer_dirs = { fast = "tests/fast" }',
+            "layer_dirs in * must be a table whose keys are layers *, not 'fast', got *",
+            id="layer_dirs-key",
+        ),
+        pytest.param(
+            "layer_dirs = { unit = 3 }",
+            "layer_dirs in * must be a table of layer = directory string*, got *",
+            id="layer_dirs-value",
+        ),
+        pytest.param(
+            "[tool.pytest-pipeline.services]\nstartup_timeout = -1",
+            "services.startup_timeout in * must be a positive number, got -1.",
+            id="startup_timeout",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.services]\nbackend = "kubernetes"',
+            "services.backend in * must be one of 'auto', 'docker', 'local', "
+            "'external', got 'kubernetes'.",
+            id="backend",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.services]\npostgres = "postgres:16"',
+            "services.postgres in * must be a table.",
+            id="service-not-table",
+        ),
+        pytest.param(
+            "[tool.pytest-pipeline.services.kafka]\nimage = 3",
+            "services.kafka.image in * must be a non-empty string, got 3.",
+            id="service-value",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.budgets]\nmax_memory_mb = "lots"',
+            "budgets.max_memory_mb in * must be a positive number, got 'lots'.",
+            id="budget",
+        ),
+        pytest.param(
+            "[[tool.pytest-pipeline.budgets.override]]\nrecords = 5",
+            "budgets.override[[]0[]] in * needs a 'match' glob on test ids*",
+            id="override-no-match",
+        ),
+        pytest.param(
+            '[[tool.pytest-pipeline.budgets.override]]\nmatch = "x"\nrecords = 0',
+            "budgets.override[[]0[]].records in * must be a positive integer, got 0.",
+            id="override-records",
+        ),
+        pytest.param(
+            '[tool.pytest-pipeline.budgets]\noverride = { match = "x" }',
+            "budgets.override in * must be an array of tables*",
+            id="override-not-array",
+        ),
     ],
 )
 @pytest.mark.usefixtures("one_test")
@@ -385,13 +463,12 @@ def test_read_pyproject_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("one_test")
-def test_section_must_be_a_table(
-    pytester: pytest.Pytester, assert_usage_error: UsageCheck
-) -> None:
+def test_section_must_be_a_table(pytester: pytest.Pytester, assert_usage_error: UsageCheck) -> None:
     pytester.makepyprojecttoml('[tool]\npytest-pipeline = "strict"\n')
     result = pytester.runpytest()
-    assert_usage_error(result, "ERROR: pytest-pipeline: [[]tool.pytest-pipeline[]] in * must be "
-                       "a table.")
+    assert_usage_error(
+        result, "ERROR: pytest-pipeline: [[]tool.pytest-pipeline[]] in * must be a table."
+    )
 
 
 def test_config_error_is_a_usage_error() -> None:

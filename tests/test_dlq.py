@@ -314,8 +314,7 @@ def test_unit_tests_are_not_subject_to_the_rule(pytester: pytest.Pytester) -> No
 def test_auto_marked_integration_dir_is_subject_to_the_rule(pytester: pytest.Pytester) -> None:
     (pytester.path / "tests" / "integration").mkdir(parents=True)
     (pytester.path / "tests" / "integration" / "test_load.py").write_text(
-        "def test_load():\n    pass\n\n"
-        "def test_load_checked(dlq):\n    dlq.assert_count([], 0)\n"
+        "def test_load():\n    pass\n\ndef test_load_checked(dlq):\n    dlq.assert_count([], 0)\n"
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
@@ -789,8 +788,7 @@ def test_summary_line_wording() -> None:
     for outcome in ("asserted", "asserted", "exempt", "missing"):
         summary.add(outcome)
     assert summary.line("strict") == (
-        "DLQ assertions: 2 of 4 integration tests (1 exempt with no_dlq, "
-        "1 without a DLQ assertion)"
+        "DLQ assertions: 2 of 4 integration tests (1 exempt with no_dlq, 1 without a DLQ assertion)"
     )
     assert summary.line("warn") == (
         "DLQ assertions: 2 of 4 integration tests (1 exempt with no_dlq, "

@@ -79,8 +79,10 @@ def test_missing_optional_dependency_names_the_extra() -> None:
     with pytest.raises(MissingDependencyError) as info:
         require("pytest_pipeline_no_such_module", "quality", "Great Expectations suites")
     message = str(info.value)
-    assert "Great Expectations suites needs the Python package 'pytest_pipeline_no_such_module'" \
+    assert (
+        "Great Expectations suites needs the Python package 'pytest_pipeline_no_such_module'"
         in message
+    )
     assert 'pip install "pytest-pipeline[quality]"' in message
     assert isinstance(info.value, ImportError)
     assert info.value.__cause__ is None

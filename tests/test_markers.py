@@ -14,8 +14,10 @@ def layered_project(pytester: pytest.Pytester) -> pytest.Pytester:
     """Tests in each default layer directory, none with a decorator, plus one outside."""
     for layer in ("unit", "integration", "performance", "quality"):
         (pytester.path / "tests" / layer).mkdir(parents=True)
-        body = "def test_dlq(dlq):\n    dlq.assert_count(0, 0)\n" if layer == "integration" else (
-            "def test_it():\n    pass\n"
+        body = (
+            "def test_dlq(dlq):\n    dlq.assert_count(0, 0)\n"
+            if layer == "integration"
+            else ("def test_it():\n    pass\n")
         )
         pytester.path.joinpath("tests", layer, f"test_{layer}_things.py").write_text(body)
     pytester.path.joinpath("tests", "test_loose.py").write_text("def test_loose():\n    pass\n")
@@ -30,8 +32,9 @@ def test_layer_dirs_mark_tests_automatically(layered_project: pytest.Pytester, l
 
 
 def test_unmarked_outside_layer_dirs_is_not_selected(layered_project: pytest.Pytester) -> None:
-    result = layered_project.runpytest("-m", "not (unit or integration or performance or quality)",
-                                       "-v")
+    result = layered_project.runpytest(
+        "-m", "not (unit or integration or performance or quality)", "-v"
+    )
     result.assert_outcomes(passed=1, deselected=4)
     result.stdout.fnmatch_lines(["tests/test_loose.py::test_loose PASSED*"])
 
@@ -39,9 +42,7 @@ def test_unmarked_outside_layer_dirs_is_not_selected(layered_project: pytest.Pyt
 def test_explicit_marker_is_kept_inside_a_layer_dir(pytester: pytest.Pytester) -> None:
     (pytester.path / "tests" / "unit").mkdir(parents=True)
     pytester.path.joinpath("tests", "unit", "test_mixed.py").write_text(
-        "import pytest\n\n"
-        "@pytest.mark.quality\n"
-        "def test_quality_in_unit_dir():\n    pass\n"
+        "import pytest\n\n@pytest.mark.quality\ndef test_quality_in_unit_dir():\n    pass\n"
     )
     pytester.runpytest("-m", "unit and quality").assert_outcomes(passed=1)
 

@@ -27,8 +27,9 @@ def test_header_line_with_defaults(pytester: pytest.Pytester) -> None:
 
 
 def test_header_line_from_pyproject(pytester: pytest.Pytester, pipeline_toml: Toml) -> None:
-    pipeline_toml('seed = 42\ndlq_assertions = "warn"\n[tool.pytest-pipeline.services]\n'
-                  'backend = "local"\n')
+    pipeline_toml(
+        'seed = 42\ndlq_assertions = "warn"\n[tool.pytest-pipeline.services]\nbackend = "local"\n'
+    )
     pytester.makepyfile("def test_ok():\n    pass\n")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(
@@ -170,7 +171,7 @@ def test_doctor_with_bad_config_is_a_clean_error(
 
 def test_doctor_render_lists_every_setting(tmp_path: Path) -> None:
     resolved = pipeline_config.resolve(tmp_path, {}, env={})
-    lines = doctor.render(resolved).splitlines()
+    lines = doctor.render_config(resolved)
     assert lines[0] == "configuration (no [tool.pytest-pipeline] section):"
     settings = lines[1 : 1 + len(pipeline_config.SETTINGS)]
     keys = [line.split(" = ")[0].strip() for line in settings]
@@ -217,3 +218,17 @@ def test_doctor_shows_services_and_overrides_with_secrets_masked(tmp_path: Path)
 def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--co")
     result.stdout.fnmatch_lines(["plugins: *pipeline-0*"])
+
+
+def test_doctor_tells_which_backend_each_service_uses(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest-pipeline.services]\nkafka = { bootstrap = "localhost:9092" }\n'
+    )
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    lines = doctor.render(resolved).splitlines()
+    assert lines[0] == "service backends:"
+    assert "  kafka: uses external (a URL is configured)" in lines
+    assert "    external: configured" in lines
+    postgres = lines[lines.index("  postgres: uses local") + 1]
+    assert postgres.startswith("    local: yes - PostgreSQL ")
+    assert "    external: not configured (PYTEST_PIPELINE_POSTGRES_URL)" in lines

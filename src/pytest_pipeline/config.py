@@ -162,41 +162,116 @@ def _setting(
 
 
 SETTINGS: tuple[Setting, ...] = (
-    _setting("fixtures_dir", _as_str, "tests/fixtures",
-             "Directory of fixture files, relative to the rootdir.", "path", cli=True),
-    _setting("expectations_dir", _as_str, "tests/quality/expectations",
-             "Directory of Great Expectations suites (JSON), relative to the rootdir.", "path"),
-    _setting("seed", _as_seed, 1234,
-             'Base seed; each test\'s seed derives from it and the test id. "random" picks one '
-             "per run (printed in the header).", 'integer or "random"', cli=True),
-    _setting("dlq_assertions", _choice(*DLQ_MODES), "strict",
-             "What happens to a passing integration test that asserted no DLQ count: "
-             "strict (fail), warn, off.", "strict | warn | off", cli=True),
-    _setting("require_layer", _as_bool, False,
-             "Make a test without a layer marker a collection error.", "boolean"),
-    _setting("allowed_hosts", _as_str_list, ("localhost", "127.0.0.1", "::1"),
-             "Hosts that service URLs may point at; others are refused before connecting.",
-             "list of strings"),
-    _setting("layer_dirs", _as_layer_dirs,
-             {layer: f"tests/{layer}" for layer in LAYERS},
-             "Directories whose tests get a layer marker automatically.",
-             "table of layer = directory", env=False),
-    _setting("services.backend", _choice(*BACKENDS), "auto",
-             "Where service fixtures get their servers: auto, docker, local, external.",
-             "auto | docker | local | external", cli=True),
-    _setting("services.missing", _choice(*MISSING_MODES), "error",
-             "What integration tests get when no backend can provide a service: error or skip.",
-             "error | skip", cli=True),
-    _setting("services.startup_timeout", _as_positive_float, 60.0,
-             "Seconds a server may take to become ready.", "number (seconds)"),
-    _setting("budgets.max_seconds", _as_positive_float, 10.0,
-             "Default time budget of a performance test.", "number (seconds)", env=False),
-    _setting("budgets.max_memory_mb", _as_positive_float, 500.0,
-             "Default peak-memory budget of a performance test.", "number (MB)", env=False),
-    _setting("budgets.min_records_per_second", _as_positive_float, None,
-             "Default throughput floor of a performance test.", "number", env=False),
-    _setting("budgets.time_scale", _as_positive_float, 1.0,
-             "Multiplies every time budget (slower CI hardware).", "number", cli=True),
+    _setting(
+        "fixtures_dir",
+        _as_str,
+        "tests/fixtures",
+        "Directory of fixture files, relative to the rootdir.",
+        "path",
+        cli=True,
+    ),
+    _setting(
+        "expectations_dir",
+        _as_str,
+        "tests/quality/expectations",
+        "Directory of Great Expectations suites (JSON), relative to the rootdir.",
+        "path",
+    ),
+    _setting(
+        "seed",
+        _as_seed,
+        1234,
+        'Base seed; each test\'s seed derives from it and the test id. "random" picks one '
+        "per run (printed in the header).",
+        'integer or "random"',
+        cli=True,
+    ),
+    _setting(
+        "dlq_assertions",
+        _choice(*DLQ_MODES),
+        "strict",
+        "What happens to a passing integration test that asserted no DLQ count: "
+        "strict (fail), warn, off.",
+        "strict | warn | off",
+        cli=True,
+    ),
+    _setting(
+        "require_layer",
+        _as_bool,
+        False,
+        "Make a test without a layer marker a collection error.",
+        "boolean",
+    ),
+    _setting(
+        "allowed_hosts",
+        _as_str_list,
+        ("localhost", "127.0.0.1", "::1"),
+        "Hosts that service URLs may point at; others are refused before connecting.",
+        "list of strings",
+    ),
+    _setting(
+        "layer_dirs",
+        _as_layer_dirs,
+        {layer: f"tests/{layer}" for layer in LAYERS},
+        "Directories whose tests get a layer marker automatically.",
+        "table of layer = directory",
+        env=False,
+    ),
+    _setting(
+        "services.backend",
+        _choice(*BACKENDS),
+        "auto",
+        "Where service fixtures get their servers: auto, docker, local, external.",
+        "auto | docker | local | external",
+        cli=True,
+    ),
+    _setting(
+        "services.missing",
+        _choice(*MISSING_MODES),
+        "error",
+        "What integration tests get when no backend can provide a service: error or skip.",
+        "error | skip",
+        cli=True,
+    ),
+    _setting(
+        "services.startup_timeout",
+        _as_positive_float,
+        60.0,
+        "Seconds a server may take to become ready.",
+        "number (seconds)",
+    ),
+    _setting(
+        "budgets.max_seconds",
+        _as_positive_float,
+        10.0,
+        "Default time budget of a performance test.",
+        "number (seconds)",
+        env=False,
+    ),
+    _setting(
+        "budgets.max_memory_mb",
+        _as_positive_float,
+        500.0,
+        "Default peak-memory budget of a performance test.",
+        "number (MB)",
+        env=False,
+    ),
+    _setting(
+        "budgets.min_records_per_second",
+        _as_positive_float,
+        None,
+        "Default throughput floor of a performance test.",
+        "number",
+        env=False,
+    ),
+    _setting(
+        "budgets.time_scale",
+        _as_positive_float,
+        1.0,
+        "Multiplies every time budget (slower CI hardware).",
+        "number",
+        cli=True,
+    ),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 
@@ -433,8 +508,9 @@ def resolve(
             value = _parse(setting.key, setting.parse, flat[setting.key], where)
             origin = str(path)
         if setting.env and env.get(setting.env):
-            value = _parse(setting.key, setting.parse, env[setting.env],
-                           f"environment variable {setting.env}")
+            value = _parse(
+                setting.key, setting.parse, env[setting.env], f"environment variable {setting.env}"
+            )
             origin = setting.env
         if setting.cli and cli.get(setting.dest) is not None:
             value = _parse(setting.key, setting.parse, cli[setting.dest], f"option {setting.cli}")
@@ -531,8 +607,11 @@ def from_pytest(config: pytest.Config) -> PipelineConfig:
     """Resolve (first call) or return the session's configuration."""
     resolved = config.stash.get(_CONFIG_KEY, None)
     if resolved is None:
-        cli = {name: value for name, value in vars(config.option).items()
-               if name.startswith("pipeline_")}
+        cli = {
+            name: value
+            for name, value in vars(config.option).items()
+            if name.startswith("pipeline_")
+        }
         resolved = resolve(Path(config.rootpath), cli)
         # pytest-xdist workers take the controller's seed: with seed = "random" each worker
         # would otherwise draw its own and test seeds would depend on the worker.

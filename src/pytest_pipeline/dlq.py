@@ -183,9 +183,7 @@ def assert_dlq_count(source: Any, expected: int) -> None:
     actual = count_of(source)
     if actual != expected:
         label = source if isinstance(source, str) else type(source).__name__
-        raise AssertionError(
-            f"DLQ count of {label}: expected {expected}, got {actual}"
-        )
+        raise AssertionError(f"DLQ count of {label}: expected {expected}, got {actual}")
 
 
 class DlqFixture:

@@ -60,6 +60,33 @@ def render_config(resolved: PipelineConfig) -> list[str]:
     return lines
 
 
+def render_backends(resolved: PipelineConfig) -> list[str]:
+    """Per service: the backend the session would use, and whether each backend can run here."""
+    from pytest_pipeline.services import local
+    from pytest_pipeline.services.manager import EXTERNAL_HINT
+
+    lines = ["service backends:"]
+    for name, service in resolved.services.items():
+        found = local.availability(name)
+        if service.is_external:
+            chosen = "external (a URL is configured)"
+        elif resolved.backend in ("auto", "local"):
+            chosen = "local" if found.ok else f"nothing: services.missing = {resolved.missing}"
+        else:
+            chosen = resolved.backend
+        lines.append(f"  {name}: uses {chosen}")
+        if found.ok:
+            lines.append(f"    local: yes - {found.how}")
+        else:
+            lines.append(f"    local: no - {found.why_not}; get it with: {found.hint}")
+        lines.append("    docker: no - the docker backend is not part of this version")
+        if service.is_external:
+            lines.append("    external: configured")
+        else:
+            lines.append(f"    external: not configured ({EXTERNAL_HINT[name]})")
+    return lines
+
+
 def render(resolved: PipelineConfig) -> str:
     """The full doctor report."""
-    return "\n".join(render_config(resolved))
+    return "\n".join([*render_backends(resolved), "", *render_config(resolved)])

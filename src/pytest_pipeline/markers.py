@@ -129,7 +129,7 @@ def check_item(item: pytest.Item, require_layer: bool) -> list[MarkerViolation]:
         extra = set(mark.kwargs) - {"reason"}
         if not isinstance(reason, str) or not reason.strip() or extra or len(mark.args) > 1:
             problems.append(
-                'no_dlq needs one reason saying why this test has no DLQ to check, e.g. '
+                "no_dlq needs one reason saying why this test has no DLQ to check, e.g. "
                 '@pytest.mark.no_dlq(reason="reads only; the pipeline has no DLQ here")'
             )
     if require_layer and not layers_of(item):

