@@ -28,17 +28,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import boto3, psycopg
 
 
-def run(bootstrap, source, dlq_topic, dsn, s3_endpoint, bucket, expected):
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "pipe",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(source, 0, 0)])
+def run(consumer_conf, producer_conf, source, dlq_topic, dsn, s3_endpoint, bucket, expected):
+    consumer = Consumer(consumer_conf)
+    consumer.subscribe([source])  # a consumer group, as a deployed pipeline runs
     good, bad = [], []
     while len(good) + len(bad) < expected:
-        message = consumer.poll(10)
+        message = consumer.poll(30)
         record = json.loads(message.value())
         (good if isinstance(record.get("amount"), (int, float)) else bad).append(record)
     consumer.close()
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer(producer_conf)
     for record in bad:
         producer.produce(dlq_topic, json.dumps(record).encode())
     producer.flush(10)
@@ -67,7 +66,8 @@ def test_pipeline(kafka, postgres, s3, s3_service, dlq):
     bucket = s3.bucket("silver")
     kafka.produce(source, EVENTS)
     endpoint = s3_service.endpoint
-    written, rejected = run(kafka.bootstrap_servers, source, dead, postgres.dsn,
+    written, rejected = run(kafka.consumer_config(), kafka.producer_config(), source, dead,
+                            postgres.dsn,
                             {"url": s3.endpoint_url, "key": endpoint.access_key,
                              "secret": endpoint.secret_key}, bucket, len(EVENTS))
     assert postgres.fetch("select id from payments order by id") == [{"id": "a"}, {"id": "c"}]

@@ -103,9 +103,16 @@ def _open_postgres(service: Service, prefix: str, resolved: PipelineConfig) -> P
 
 
 def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> KafkaNamespace:
-    from pytest_pipeline.services.kafka import KafkaNamespace
+    from pytest_pipeline.services import kafka
 
-    namespace = KafkaNamespace(service.bootstrap_servers, prefix, timeout=resolved.startup_timeout)
+    # tansu holds a group join for half the session timeout: its consumers get a short one.
+    tansu = "tansu" in service.description
+    namespace = kafka.KafkaNamespace(
+        service.bootstrap_servers,
+        prefix,
+        timeout=resolved.startup_timeout,
+        group_settings=kafka.TANSU_GROUP_SETTINGS if tansu else kafka.STANDARD_GROUP_SETTINGS,
+    )
     tracker = _dlq.current()
     if tracker is not None:
         # Lets dlq.assert_count(topic, n) count this test's topics by offsets.

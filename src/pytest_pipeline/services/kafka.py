@@ -383,6 +383,17 @@ def _count(clients: _Clients, topic: str, timeout: float) -> int:
 
 # --------------------------------------------------------------------------- the fixture object
 
+#: Group timings for Apache Kafka and Redpanda (6 s is Kafka's smallest session by default).
+STANDARD_GROUP_SETTINGS: Mapping[str, Any] = {
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+}
+#: tansu answers a JoinGroup only after half the session timeout: keep the session short.
+TANSU_GROUP_SETTINGS: Mapping[str, Any] = {
+    "session.timeout.ms": 1000,
+    "heartbeat.interval.ms": 300,
+}
+
 
 class KafkaNamespace:
     """One test's topics on a shared broker: what the ``kafka`` fixture gives.
@@ -392,10 +403,20 @@ class KafkaNamespace:
     namespace created, and only those.
     """
 
-    def __init__(self, bootstrap_servers: str, prefix: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        prefix: str,
+        *,
+        timeout: float = 30.0,
+        group_settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.prefix = prefix
         self.timeout = timeout
+        # Consumer-group timings suited to the broker (see consumer_config).
+        self._group_settings = dict(group_settings or STANDARD_GROUP_SETTINGS)
+        self._groups = 0
         self._topics: dict[str, str] = {}  # name given to topic() -> real name
         self._partition_counts: dict[str, int] = {}  # real name -> partitions
         self._clients = _Clients(bootstrap_servers, timeout, f"{prefix}-reader")
@@ -416,6 +437,35 @@ class KafkaNamespace:
     def _check_open(self) -> None:
         if self._closed:
             raise ServiceError(f"the Kafka namespace {self.prefix!r} is closed")
+
+    # -- client configuration for the code under test
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """confluent-kafka producer settings for this broker, for the pipeline under test."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "socket.nagle.disable": True,
+            **overrides,
+        }
+
+    def consumer_config(self, group: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """confluent-kafka consumer settings for the pipeline under test.
+
+        The group id is unique to this test (``group`` names it); consumers start from the
+        earliest offset; the group timings join fast on this broker (tansu holds a join for
+        half the session timeout, so its consumers get a 1 s session).
+        """
+        if group is None:
+            self._groups += 1
+            group = f"group{self._groups}"
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": topic_name(self.prefix, group),
+            "auto.offset.reset": "earliest",
+            "socket.nagle.disable": True,
+            **self._group_settings,
+            **overrides,
+        }
 
     # -- names
 
