@@ -145,6 +145,8 @@ class ServiceManager:
         self._services: dict[str, Service] = {}
         self._counter = 0
         self._reaped = False
+        self._expected: set[str] = set()
+        self._failed: dict[str, BaseException] = {}
         # Lines for the terminal, carried to the xdist controller on the next test report.
         self.notes: list[str] = []
         self.kept: list[str] = []
@@ -185,6 +187,10 @@ class ServiceManager:
             )
         return self._local(name)
 
+    def expect(self, names: set[str]) -> None:
+        """Services the collected tests use: the first local start starts them all at once."""
+        self._expected = set(names)
+
     def _local(self, name: str) -> Service:
         from pytest_pipeline.services import local
 
@@ -196,27 +202,67 @@ class ServiceManager:
                 f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
                 'Set services.missing = "skip" to skip such tests instead.'
             )
+        if name in self._failed:
+            raise self._failed.pop(name)
         with self._locked_state() as state:
-            recorded = state.get(name)
-            if recorded is not None:
-                service = Service.from_dict(recorded["service"])
-                # Seen by a process that did not start it: no start line, no timing.
-                return Service(
-                    service.name, service.backend, service.description, service.endpoint, None
+            if name not in state:
+                # Servers start in parallel (each mostly waits on its own process), so a
+                # suite using all three pays for the slowest, not for the sum.
+                others = sorted(
+                    other
+                    for other in self._expected - {name}
+                    if other not in state
+                    and self.backend_for(other) == "local"
+                    and local.availability(other).ok
                 )
-            record = local.start(
-                name,
-                self.run.run_dir,
-                root_pid=self.run.root_pid,
-                timeout=self.resolved.startup_timeout,
+                self._start_local([name, *others], state)
+            if name in self._failed:
+                raise self._failed.pop(name)
+            entry = state[name]
+        service = Service.from_dict(entry["service"])
+        if entry.get("starter_pid") != os.getpid():
+            # Started by another process of the run: that one announced it.
+            service = Service(
+                service.name, service.backend, service.description, service.endpoint, None
             )
-            service = Service(name, "local", record.description, record.endpoint, record.started_in)
-            if isinstance(record.endpoint, PostgresEndpoint):
-                from pytest_pipeline.services.postgres import ensure_template
-
-                ensure_template(record.endpoint)
-            state[name] = {"service": service.to_dict(), "record": record.to_dict()}
         return service
+
+    def _start_local(self, names: list[str], state: dict[str, Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            futures = {name: pool.submit(self._start_one, name) for name in names}
+        for name, future in futures.items():
+            try:
+                record = future.result()
+            except Exception as exc:  # raised to the tests that need this service
+                self._failed[name] = exc
+                continue
+            service = Service(name, "local", record.description, record.endpoint, record.started_in)
+            state[name] = {
+                "service": service.to_dict(),
+                "record": record.to_dict(),
+                "starter_pid": os.getpid(),
+            }
+
+    def _start_one(self, name: str) -> Any:
+        from pytest_pipeline.services import local
+
+        record = local.start(
+            name,
+            self.run.run_dir,
+            root_pid=self.run.root_pid,
+            timeout=self.resolved.startup_timeout,
+        )
+        if isinstance(record.endpoint, PostgresEndpoint):
+            from pytest_pipeline.services.postgres import ensure_template
+
+            try:
+                ensure_template(record.endpoint)
+            except BaseException:
+                local.stop(record)
+                raise
+        return record
 
     @contextmanager
     def _locked_state(self) -> Iterator[dict[str, Any]]:

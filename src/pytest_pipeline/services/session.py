@@ -35,6 +35,16 @@ class ServiceHooks:
         # xdist controller: every worker shares this run's directory and owner pid.
         node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        used = {
+            name
+            for item in items
+            for name in SERVICES
+            if {name, f"{name}_service"} & set(getattr(item, "fixturenames", ()))
+        }
+        self.manager.expect(used)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
