@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pipeline import assert_dlq_count
+from pytest_pipeline import assert_dlq_count, dlq
 from pytest_pipeline.dlq import DlqSummary, count_of, dlq_assert_lines
 
 Toml = Callable[[str], None]
@@ -795,3 +795,67 @@ def test_summary_line_wording() -> None:
         "1 without a DLQ assertion, dlq_assertions = warn)"
     )
     assert summary.line("off") is None
+
+
+def test_plain_assert_in_a_thread_counts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_pipe=integration_module(
+            """
+            import threading
+
+            def check(result):
+                assert result.dlq_records == 0
+
+            def test_checked_in_a_worker_thread():
+                worker = threading.Thread(target=check, args=(run_pipeline(0),))
+                worker.start()
+                worker.join()
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+
+
+def test_nested_session_does_not_reset_the_outer_tests_tracker(
+    pytester: pytest.Pytester,
+) -> None:
+    """An integration test that runs a pytest session in-process keeps its own DLQ record."""
+    pytester.makeconftest("pytest_plugins = ['pytester']")
+    pytester.makepyfile(
+        test_outer="""
+        import pytest
+        from pytest_pipeline import assert_dlq_count
+
+        @pytest.mark.integration
+        def test_outer(pytester):
+            pytester.makepyfile(test_inner="def test_inner():\\n    pass\\n")
+            pytester.runpytest_inprocess().assert_outcomes(passed=1)
+            assert_dlq_count(0, 0)
+
+        @pytest.mark.integration
+        def test_asserts_then_nests(pytester):
+            assert_dlq_count(0, 0)
+            pytester.makepyfile(test_inner="def test_inner():\\n    pass\\n")
+            pytester.runpytest_inprocess().assert_outcomes(passed=1)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "pytester")
+    result.assert_outcomes(passed=2)
+
+
+def test_watched_lines_belong_to_the_function_holding_the_assert(tmp_path: Path) -> None:
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "def outer():\n"
+        "    x = 1\n"
+        "    def inner(r):\n"
+        "        assert r.dlq_records == 0\n"
+        "    return inner\n"
+    )
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    outer = namespace["outer"]
+    inner = outer()  # type: ignore[operator]
+    assert dlq._watched(outer.__code__) == frozenset()  # type: ignore[attr-defined]
+    assert dlq._watched(inner.__code__) == {4}

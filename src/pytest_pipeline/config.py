@@ -386,8 +386,10 @@ def _parse(setting_key: str, parse: Callable[[Any], Any], value: Any, where: str
     try:
         return parse(value)
     except ValueError as exc:
+        # Secrets are never echoed, not even when they are of the wrong type.
+        shown = "a value of type " + type(value).__name__ if "key" in setting_key else repr(value)
         raise ConfigError(
-            f"pytest-pipeline: {setting_key} in {where} must be {exc}, got {value!r}."
+            f"pytest-pipeline: {setting_key} in {where} must be {exc}, got {shown}."
         ) from None
 
 

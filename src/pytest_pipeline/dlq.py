@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import threading
 from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,19 +59,22 @@ class DlqTracker:
 
 
 _current: DlqTracker | None = None
+# Trackers of outer tests: a test may run a whole pytest session in-process (pytester).
+_outer: list[DlqTracker | None] = []
 
 
 def begin(nodeid: str) -> DlqTracker:
     """Start tracking the test ``nodeid`` (called by the plugin around each test)."""
     global _current
+    _outer.append(_current)
     _current = DlqTracker(nodeid)
     return _current
 
 
 def end() -> None:
-    """Stop tracking (the test is over)."""
+    """Stop tracking (the test is over); an outer test's tracker, if any, is current again."""
     global _current
-    _current = None
+    _current = _outer.pop() if _outer else None
 
 
 def current() -> DlqTracker | None:
@@ -243,15 +247,16 @@ def dlq_assert_lines(filename: str) -> frozenset[int]:
     return frozenset(lines)
 
 
+@lru_cache(maxsize=8192)
 def _watched(code: CodeType) -> frozenset[int]:
+    """The DLQ-assert lines that belong to ``code`` itself (not to functions nested in it)."""
     filename = code.co_filename
     if not filename.endswith(".py") or "site-packages" in filename or filename.startswith("<"):
         return frozenset()
     lines = dlq_assert_lines(filename)
     if not lines:
         return lines
-    first = code.co_firstlineno
-    return lines if any(line >= first for line in lines) else frozenset()
+    return lines & {line for _start, _end, line in code.co_lines() if line is not None}
 
 
 class PlainAssertWatcher:
@@ -262,6 +267,7 @@ class PlainAssertWatcher:
     def __init__(self, tracker: DlqTracker) -> None:
         self.tracker = tracker
         self._previous: Any = None
+        self._previous_threading: Any = None
         self._tool: int | None = None
 
     def _hit(self) -> None:
@@ -288,10 +294,10 @@ class PlainAssertWatcher:
             return monitoring.DISABLE
 
         def on_line(code: CodeType, line: int) -> Any:
-            if line in dlq_assert_lines(code.co_filename):
+            if line in _watched(code):
                 self._hit()
-                return monitoring.DISABLE
-            return None
+            # Each line location reports at most once per test (restart_events re-arms them).
+            return monitoring.DISABLE
 
         monitoring.register_callback(tool, events.PY_START, on_start)
         monitoring.register_callback(tool, events.LINE, on_line)
@@ -315,6 +321,7 @@ class PlainAssertWatcher:
     def _start_tracing(self) -> None:
         previous = sys.gettrace()
         self._previous = previous
+        self._previous_threading = threading.gettrace()
 
         def global_trace(frame: FrameType, event: _TraceEvent, arg: Any) -> Any:
             chained = previous(frame, event, arg) if previous is not None else None
@@ -333,6 +340,8 @@ class PlainAssertWatcher:
             return local_trace
 
         sys.settrace(global_trace)
+        # Threads the test starts (a pipeline's worker thread may hold the assert) too.
+        threading.settrace(global_trace)
 
     def __enter__(self) -> PlainAssertWatcher:
         if not self._start_monitoring():
@@ -344,3 +353,4 @@ class PlainAssertWatcher:
             self._stop_monitoring()
         else:
             sys.settrace(self._previous)
+            threading.settrace(self._previous_threading)

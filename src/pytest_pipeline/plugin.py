@@ -47,10 +47,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_service_fixtures, "pipeline-services")
     config.pluginmanager.register(PipelineSession(config, resolved), "pipeline-session")
     config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
-    if config.pluginmanager.hasplugin("xdist"):
-        from pytest_pipeline import _xdist
-
-        config.pluginmanager.register(_xdist.XdistHooks(resolved), "pipeline-xdist")
 
 
 class PipelineSession:
@@ -62,6 +58,11 @@ class PipelineSession:
         self.dlq_summary = _dlq.DlqSummary()
         self.updated_fixtures: list[str] = []
         self._reported_updates = 0
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        # pytest-xdist controller: with seed = "random" each worker would draw its own.
+        node.workerinput["pipeline_seed"] = self.resolved.seed
 
     def pytest_report_header(self) -> str:
         source = (

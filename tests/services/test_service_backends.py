@@ -49,6 +49,10 @@ def test_uses_the_external_servers(postgres, postgres_service, kafka, s3, dlq):
     assert s3.read_records(bucket) == [{"id": 1}]
     dlq.assert_count(topic, 1)
 
+def test_fails_showing_the_service_objects(postgres_service, s3_service, dlq):
+    dlq.assert_count(0, 0)
+    assert postgres_service.backend == "local"  # pytest prints both fixture values
+
 def test_fails_and_is_kept(postgres, dlq):
     postgres.execute("create table evidence (id int)")
     dlq.assert_count(0, 0)
@@ -72,9 +76,10 @@ def test_external_backend_keep_failed_and_masking(
         "PYTEST_PIPELINE_S3_SECRET_KEY": local_s3.endpoint.secret_key,
     }
     result = _run(pytester, env, "--pipeline-keep-failed", test_external=EXTERNAL_TESTS)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str() + result.stderr.str()
-    assert SECRET not in out
+    assert "postgres_service = Service(" in out  # the values were printed ...
+    assert SECRET not in out  # ... without the secrets
     assert local_s3.endpoint.secret_key not in out
     result.stdout.fnmatch_lines(
         [
@@ -226,3 +231,26 @@ def test_missing_service_errors_or_skips(
     out = result.stdout.str()
     assert 'pip install "pytest-pipeline[local]"' in out
     assert "PYTEST_PIPELINE_KAFKA_BOOTSTRAP" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://u:pa/ss@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u:p@ss@db:5/x?sslmode=require", "postgresql://u:***@db:5/x?sslmode=require"),
+        ("failed: 'postgresql://app:pw@h/x' refused", "failed: 'postgresql://app:***@h/x' refused"),
+        ("postgresql://u@db/x and http://h:9000/b", "postgresql://u@db/x and http://h:9000/b"),
+        ("host=h password=abc dbname=x", "host=h password=*** dbname=x"),
+    ],
+)
+def test_mask_url(text: str, masked: str) -> None:
+    from pytest_pipeline.services.external import mask_url
+
+    assert mask_url(text) == masked
+
+
+def test_endpoint_reprs_hold_no_secrets() -> None:
+    from pytest_pipeline.services.endpoints import S3Endpoint
+
+    assert SECRET not in repr(PostgresEndpoint("h", 1, "u", SECRET))
+    assert SECRET not in repr(S3Endpoint("http://h:9000", "key", SECRET))

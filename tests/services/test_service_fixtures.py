@@ -307,3 +307,23 @@ def test_ctrl_c_stops_servers(pytester: pytest.Pytester, tmp_path: Path) -> None
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0].decode()
     assert "KeyboardInterrupt" in out, out
+
+
+def test_run_directory_of_a_dead_run_without_servers_is_reaped(tmp_path: Path) -> None:
+    from pytest_pipeline.services.manager import _reap_dead_runs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / "run-dead01"
+    stale.mkdir()
+    (stale / "root.json").write_text(json.dumps({"root_pid": dead.pid}))
+    alive = tmp_path / "run-alive1"
+    alive.mkdir()
+    (alive / "root.json").write_text(json.dumps({"root_pid": os.getpid()}))
+    with_server = tmp_path / "run-srv001"
+    (with_server / "postgres-0123456789ab").mkdir(parents=True)
+    (with_server / "root.json").write_text(json.dumps({"root_pid": dead.pid}))
+    _reap_dead_runs(tmp_path)
+    assert not stale.exists()
+    assert alive.exists()
+    assert with_server.exists()  # servers' directories are reap_stale's to judge

@@ -6,7 +6,7 @@ Endpoints are plain frozen dataclasses so they can be written to the run's share
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -18,8 +18,11 @@ class PostgresEndpoint:
     host: str
     port: int
     user: str
-    password: str = ""
+    # Kept out of repr: pytest prints fixture values of failing tests.
+    password: str = field(default="", repr=False)
     dbname: str = "postgres"
+    # libpq parameters of an external URL, e.g. "sslmode=require" (kept on every DSN).
+    query: str = ""
 
     def dsn(self, dbname: str | None = None) -> str:
         """A libpq URL for ``dbname`` (the admin database by default)."""
@@ -27,7 +30,9 @@ class PostgresEndpoint:
         if self.password:
             auth += ":" + quote(self.password, safe="")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"postgresql://{auth}@{host}:{self.port}/{quote(dbname or self.dbname, safe='')}"
+        query = f"?{self.query}" if self.query else ""
+        database = quote(dbname or self.dbname, safe="")
+        return f"postgresql://{auth}@{host}:{self.port}/{database}{query}"
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class S3Endpoint:
 
     endpoint_url: str
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     region: str = "us-east-1"
 
 

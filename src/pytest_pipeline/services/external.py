@@ -19,13 +19,27 @@ from pytest_pipeline.services.endpoints import (
     S3Endpoint,
 )
 
-_SECRET_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _SECRET_PARAM = re.compile(r"(?i)(password|secret|secret_key|sslpassword)=([^&\s]+)")
+
+
+def _mask_one(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    # The password runs from the first ':' of the user part to the LAST '@' before the host:
+    # an unencoded password may itself hold '/', ':' or '@'.
+    at = rest.rfind("@")
+    if at < 0:
+        return url
+    userinfo, host = rest[:at], rest[at + 1 :]
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url
+    return f"{scheme}://{user}:***@{host}"
 
 
 def mask_url(text: str) -> str:
     """``text`` with the password of every URL (and password=... parameters) replaced by ***."""
-    text = _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    text = _URL.sub(lambda m: _mask_one(m.group(0)), text)
     return _SECRET_PARAM.sub(lambda m: f"{m[1]}=***", text)
 
 
@@ -50,7 +64,7 @@ def check_host(host: str, allowed_hosts: Iterable[str], what: str) -> None:
         )
 
 
-def _split(url: str, what: str, default_port: int) -> tuple[str, int, str, str, str]:
+def _split(url: str, what: str, default_port: int) -> tuple[str, int, str, str, str, str]:
     parts = urlsplit(url if "://" in url else f"tcp://{url}")
     try:
         port = parts.port or default_port
@@ -64,6 +78,7 @@ def _split(url: str, what: str, default_port: int) -> tuple[str, int, str, str, 
         unquote(parts.username or ""),
         unquote(parts.password or ""),
         parts.path.lstrip("/"),
+        parts.query,
     )
 
 
@@ -72,9 +87,11 @@ def endpoint(service: ServiceConfig, allowed_hosts: Iterable[str]) -> Endpoint:
     allowed = tuple(allowed_hosts)
     if service.name == "postgres" and service.url:
         what = "services.postgres.url (PYTEST_PIPELINE_POSTGRES_URL)"
-        host, port, user, password, dbname = _split(service.url, what, 5432)
+        host, port, user, password, dbname, query = _split(service.url, what, 5432)
         check_host(host, allowed, what)
-        return PostgresEndpoint(host, port, user or "postgres", password, dbname or "postgres")
+        return PostgresEndpoint(
+            host, port, user or "postgres", password, dbname or "postgres", query
+        )
     if service.name == "kafka" and service.bootstrap:
         what = "services.kafka.bootstrap (PYTEST_PIPELINE_KAFKA_BOOTSTRAP)"
         for server in service.bootstrap.split(","):

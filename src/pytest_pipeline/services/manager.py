@@ -204,7 +204,7 @@ class ServiceManager:
             )
         if name in self._failed:
             raise self._failed.pop(name)
-        with self._locked_state() as state:
+        with self._locked_state() as state:  # raise only after the state is written
             if name not in state:
                 # Servers start in parallel (each mostly waits on its own process), so a
                 # suite using all three pays for the slowest, not for the sum.
@@ -216,9 +216,9 @@ class ServiceManager:
                     and local.availability(other).ok
                 )
                 self._start_local([name, *others], state)
-            if name in self._failed:
-                raise self._failed.pop(name)
-            entry = state[name]
+            entry = state.get(name)
+        if entry is None:
+            raise self._failed.pop(name)
         service = Service.from_dict(entry["service"])
         if entry.get("starter_pid") != os.getpid():
             # Started by another process of the run: that one announced it.
@@ -274,6 +274,7 @@ class ServiceManager:
 
             self._reaped = True
             local.reap_stale(temp_root())
+            _reap_dead_runs(temp_root())
         run_dir.mkdir(parents=True, exist_ok=True)
         run_dir.chmod(0o755)  # servers may run as an unprivileged user inside it
         (run_dir / "root.json").write_text(json.dumps({"root_pid": self.run.root_pid}))
@@ -282,10 +283,13 @@ class ServiceManager:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 state = json.loads(state_file.read_text()) if state_file.exists() else {}
-                yield state
-                tmp = state_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(state))
-                tmp.replace(state_file)
+                try:
+                    yield state
+                finally:
+                    # Also when the body raised: servers it started must be found to be stopped.
+                    tmp = state_file.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(state))
+                    tmp.replace(state_file)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -301,7 +305,12 @@ class ServiceManager:
 
         problems: list[str] = []
         state_file = self.run.run_dir / "state.json"
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        try:
+            state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        except (OSError, ValueError) as exc:
+            # The watchdogs still stop the servers when this process exits.
+            problems.append(f"cannot read {state_file}: {exc}")
+            state = {}
         for name in SERVICES:
             entry = state.get(name)
             if entry is None or "record" not in entry:
@@ -312,3 +321,33 @@ class ServiceManager:
                 problems.append(f"{name}: could not stop the local server: {exc}")
         shutil.rmtree(self.run.run_dir, ignore_errors=True)
         return problems
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_dead_runs(root: Path) -> None:
+    """Remove run directories of ours whose owner is gone and that hold no server.
+
+    reap_stale() handles runs with servers; this catches a run killed before any server
+    started (or after every start failed). A live pid, even a reused one, keeps its run.
+    """
+    if not root.is_dir():
+        return
+    for run_dir in root.glob("run-*"):
+        try:
+            if run_dir.stat().st_uid != os.getuid():
+                continue
+            owner = json.loads((run_dir / "root.json").read_text())
+            dead = not _pid_alive(int(owner["root_pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if dead and not any(child.is_dir() for child in run_dir.iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)

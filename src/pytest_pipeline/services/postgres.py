@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_pipeline._optional import require
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services.endpoints import PostgresEndpoint
+from pytest_pipeline.services.external import mask_secrets
 
 if TYPE_CHECKING:
     import pandas
@@ -164,7 +165,7 @@ def _first_line(exc: BaseException, endpoint: PostgresEndpoint) -> str:
     """The first line of a psycopg error, with the password masked should libpq echo it."""
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
-    return line.replace(endpoint.password, "***") if endpoint.password else line
+    return mask_secrets(line, (endpoint.password,))
 
 
 def _sql() -> Any:
