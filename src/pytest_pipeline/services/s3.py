@@ -28,21 +28,11 @@ from typing import Any
 
 from pytest_pipeline._optional import require
 from pytest_pipeline.errors import PipelineWarning, ServiceError
+from pytest_pipeline.fixture_files import SUPPORTED_SUFFIXES  # the same formats as fixtures
 from pytest_pipeline.services.endpoints import S3Endpoint
 
 __all__ = ["SUPPORTED_SUFFIXES", "S3Namespace", "bucket_name"]
 
-SUPPORTED_SUFFIXES = (
-    ".json",
-    ".jsonl",
-    ".ndjson",
-    ".csv",
-    ".parquet",
-    ".json.gz",
-    ".jsonl.gz",
-    ".ndjson.gz",
-    ".csv.gz",
-)
 
 _FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _CONTENT_TYPES = {

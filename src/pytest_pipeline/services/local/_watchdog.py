@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -111,10 +112,8 @@ def _child_setup(parent: int, uid: int | None, gid: int | None) -> Any:
     return setup
 
 
-def _family(root: int) -> list[int]:
-    """``root``, its process group and its descendants (Postgres children call setsid())."""
-    children: dict[int, list[int]] = {}
-    groups: dict[int, list[int]] = {}
+def _running() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process that still runs (not a zombie)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -125,8 +124,16 @@ def _family(root: int) -> list[int]:
             continue
         fields = data[data.rindex(b")") + 2 :].split()
         if fields[0] not in (b"Z", b"X"):
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            groups.setdefault(int(fields[2]), []).append(int(entry))
+            yield int(entry), int(fields[1]), int(fields[2])
+
+
+def _family(root: int) -> list[int]:
+    """``root``, its process group and its descendants (Postgres children call setsid())."""
+    children: dict[int, list[int]] = {}
+    groups: dict[int, list[int]] = {}
+    for pid, ppid, pgid in _running():
+        children.setdefault(ppid, []).append(pid)
+        groups.setdefault(pgid, []).append(pid)
     found: list[int] = []
     queue = [root]
     while queue:
@@ -143,18 +150,7 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     # killpg(0) also succeeds for zombies: look for a member that still runs.
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+    return any(group == pgid for _pid, _ppid, group in _running())
 
 
 def _remove_sysv_segment(pidfile: str | None) -> None:
