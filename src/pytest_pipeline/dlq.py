@@ -118,6 +118,10 @@ class DlqSummary:
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
+    def as_dict(self) -> dict[str, int]:
+        """The counts, for the JSON report."""
+        return {"asserted": self.asserted, "exempt": self.exempt, "missing": self.missing}
+
     def line(self, mode: str) -> str | None:
         """The summary line; None without integration tests, and in ``off`` mode, where plain
         asserts are not watched and the counts would call asserted tests "without"."""

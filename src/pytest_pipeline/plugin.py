@@ -19,6 +19,7 @@ from pytest_pipeline import fixtures as _fixtures
 from pytest_pipeline import markers as _markers
 from pytest_pipeline import seeding as _seeding
 from pytest_pipeline.errors import PipelineWarning
+from pytest_pipeline.reporting import run_report
 from pytest_pipeline.services import fixtures as _service_fixtures
 from pytest_pipeline.services.session import ServiceHooks
 
@@ -163,6 +164,7 @@ class PipelineSession:
         self.updated_fixtures.extend(getattr(report, "pipeline_updated", ()))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run_report(self.config).set("dlq", self.dlq_summary.as_dict())
         line = self.dlq_summary.line(self.resolved.dlq_assertions)
         if line:
             terminalreporter.write_line(line)

@@ -1,0 +1,38 @@
+"""The run's report data, shared by the features that contribute to ``--pipeline-report``.
+
+Each feature adds its rows under a section name on the process that prints the summary (the
+single pytest process, or the xdist controller, which receives worker data on test reports).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class RunReport:
+    """Sections of the end-of-run report, e.g. ``performance``, ``quality``, ``dlq``."""
+
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, rows: list[Any]) -> None:
+        """Append ``rows`` to the list section ``name``."""
+        self.sections.setdefault(name, []).extend(rows)
+
+    def set(self, name: str, value: Any) -> None:
+        """Set the section ``name`` to ``value`` (a JSON-serialisable value)."""
+        self.sections[name] = value
+
+
+_KEY = pytest.StashKey[RunReport]()
+
+
+def run_report(config: pytest.Config) -> RunReport:
+    """The report of this session (created on first use)."""
+    report = config.stash.get(_KEY, None)
+    if report is None:
+        report = config.stash[_KEY] = RunReport()
+    return report
