@@ -254,3 +254,29 @@ def test_endpoint_reprs_hold_no_secrets() -> None:
 
     assert SECRET not in repr(PostgresEndpoint("h", 1, "u", SECRET))
     assert SECRET not in repr(S3Endpoint("http://h:9000", "key", SECRET))
+
+
+def test_kafka_brokers_advertised_outside_allowed_hosts_are_refused(
+    pytester: pytest.Pytester, local_kafka: Any
+) -> None:
+    """Bootstrap through an allowed name, but the broker advertises 127.0.0.1: refused."""
+    port = local_kafka.endpoint.bootstrap_servers.rsplit(":", 1)[1]
+    pytester.makepyprojecttoml('[tool.pytest-pipeline]\nallowed_hosts = ["localhost"]\n')
+    pytester.makepyfile(
+        test_adv="""
+        import pytest
+
+        @pytest.mark.integration
+        def test_uses_kafka(kafka, dlq):
+            dlq.assert_count(0, 0)
+        """
+    )
+    pytester._monkeypatch.setenv("PYTEST_PIPELINE_KAFKA_BOOTSTRAP", f"localhost:{port}")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*a broker advertised by the Kafka cluster at localhost:*"
+            "points at host '127.0.0.1', which is not in allowed_hosts (localhost)*"
+        ]
+    )

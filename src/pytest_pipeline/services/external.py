@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 from pytest_pipeline.config import ServiceConfig
-from pytest_pipeline.errors import ConfigError, HostNotAllowedError
+from pytest_pipeline.errors import ConfigError, HostNotAllowedError, ServiceError
 from pytest_pipeline.services.endpoints import (
     Endpoint,
     KafkaEndpoint,
@@ -120,6 +120,37 @@ def endpoint(service: ServiceConfig, allowed_hosts: Iterable[str]) -> Endpoint:
         f"pytest-pipeline: backend = external needs {env[0]} in [tool.pytest-pipeline] "
         f"or the environment variable {env[1]} for {service.name}."
     )
+
+
+def check_kafka_brokers(
+    endpoint: KafkaEndpoint, allowed_hosts: Iterable[str], timeout: float
+) -> None:
+    """Refuse a cluster whose advertised brokers are outside ``allowed_hosts``.
+
+    The bootstrap servers are checked before any connection; the clients then talk to the
+    brokers the cluster advertises, which may be other hosts: those are checked on the
+    bootstrap's metadata answer, before anything is produced or consumed.
+    """
+    from pytest_pipeline._optional import require
+
+    admin = require("confluent_kafka.admin", "kafka", "The kafka fixture")
+    client = admin.AdminClient(
+        {"bootstrap.servers": endpoint.bootstrap_servers, "socket.nagle.disable": True}
+    )
+    try:
+        brokers = client.list_topics(timeout=timeout).brokers.values()
+    except Exception as exc:
+        raise ServiceError(
+            f"pytest-pipeline: cannot reach the Kafka cluster at {endpoint.bootstrap_servers}: "
+            f"{exc}"
+        ) from None
+    for broker in brokers:
+        check_host(
+            broker.host,
+            allowed_hosts,
+            f"a broker advertised by the Kafka cluster at {endpoint.bootstrap_servers} "
+            f"({broker.host}:{broker.port})",
+        )
 
 
 def describe(endpoint: Endpoint) -> str:

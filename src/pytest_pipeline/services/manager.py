@@ -178,6 +178,10 @@ class ServiceManager:
         backend = self.backend_for(name)
         if backend == "external":
             endpoint = external.endpoint(self.resolved.services[name], self.resolved.allowed_hosts)
+            if isinstance(endpoint, KafkaEndpoint):
+                external.check_kafka_brokers(
+                    endpoint, self.resolved.allowed_hosts, self.resolved.startup_timeout
+                )
             return Service(name, "external", external.describe(endpoint), endpoint)
         if backend == "docker":
             raise ServiceError(

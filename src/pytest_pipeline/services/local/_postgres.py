@@ -131,7 +131,8 @@ def _shared_copy(postgres: Path, initdb: Path, origin: str) -> tuple[Path, Path]
     # (auditwheel): the copy keeps that layout.
     libs = install.parent.parent / "pgserver.libs"
     st = postgres.stat()
-    key = hashlib.sha256(f"{install}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    # Keyed by the build, not the path: every venv holding this wheel shares one copy.
+    key = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
     shared_root = Path(tempfile.gettempdir()) / "pytest-pipeline-shared"
     target = shared_root / f"pgserver-{key}"
     bindir = target / "pg" / "pginstall" / "bin"
