@@ -139,6 +139,9 @@ def _client_config(bootstrap_servers: str, errors: list[str]) -> dict[str, Any]:
         # Small request/response exchanges otherwise wait on delayed ACKs: ~50 ms before a
         # new client's first answer instead of ~2 ms.
         "socket.nagle.disable": True,
+        # Connect to the brokers at once rather than on first use: lazily, a new client's
+        # first request to the partition leader waited up to ~50 ms (median 31 ms vs 5 ms).
+        "enable.sparse.connections": False,
     }
 
 
@@ -445,6 +448,7 @@ class KafkaNamespace:
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "socket.nagle.disable": True,
+            "enable.sparse.connections": False,
             **overrides,
         }
 
@@ -463,6 +467,7 @@ class KafkaNamespace:
             "group.id": topic_name(self.prefix, group),
             "auto.offset.reset": "earliest",
             "socket.nagle.disable": True,
+            "enable.sparse.connections": False,
             **self._group_settings,
             **overrides,
         }
