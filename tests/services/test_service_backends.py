@@ -29,8 +29,11 @@ def _run(pytester: pytest.Pytester, env: dict[str, str], *args: str, **files: st
 
 
 def _pg_url(endpoint: PostgresEndpoint, host: str | None = None) -> str:
-    # Trust authentication ignores the password: it is there to prove it never leaks.
-    return f"postgresql://{endpoint.user}:{SECRET}@{host or endpoint.host}:{endpoint.port}/postgres"
+    assert endpoint.password, "the local server has a password: it must never leak"
+    return (
+        f"postgresql://{endpoint.user}:{endpoint.password}@{host or endpoint.host}:"
+        f"{endpoint.port}/postgres"
+    )
 
 
 EXTERNAL_TESTS = """
@@ -79,7 +82,7 @@ def test_external_backend_keep_failed_and_masking(
     result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str() + result.stderr.str()
     assert "postgres_service = Service(" in out  # the values were printed ...
-    assert SECRET not in out  # ... without the secrets
+    assert pg.password not in out  # ... without the secrets
     assert local_s3.endpoint.secret_key not in out
     result.stdout.fnmatch_lines(
         [
@@ -280,3 +283,15 @@ def test_kafka_brokers_advertised_outside_allowed_hosts_are_refused(
             "points at host '127.0.0.1', which is not in allowed_hosts (localhost)*"
         ]
     )
+
+
+def test_local_postgres_needs_its_password(local_postgres: Any) -> None:
+    """Other users of the machine cannot log in as superuser over 127.0.0.1."""
+    import psycopg
+
+    pg: PostgresEndpoint = local_postgres.endpoint
+    with psycopg.connect(pg.dsn(), connect_timeout=10) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    without = PostgresEndpoint(pg.host, pg.port, pg.user)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(without.dsn(), connect_timeout=10)

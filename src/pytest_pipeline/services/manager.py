@@ -291,8 +291,11 @@ class ServiceManager:
                     yield state
                 finally:
                     # Also when the body raised: servers it started must be found to be stopped.
+                    # Holds endpoints with passwords: readable by this user only.
                     tmp = state_file.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(state))
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as handle:
+                        json.dump(state, handle)
                     tmp.replace(state_file)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)

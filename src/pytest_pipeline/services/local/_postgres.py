@@ -15,6 +15,7 @@ import importlib.util
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -38,7 +39,7 @@ _WHEEL = "the pgserver wheel"
 HINT = 'apt-get install postgresql, or pip install "pytest-pipeline[local]" (pgserver wheel)'
 SUPERUSER = "postgres"
 #: Bump when the initdb options change, so old cached templates are not reused.
-_TEMPLATE_FORMAT = "1"
+_TEMPLATE_FORMAT = "2"
 #: Use /dev/shm for data only when it is this roomy (Docker's default is 64 MB).
 _TMPFS_MIN_FREE = 2 * 1024**3
 #: Set to 0 to keep Postgres data on disk, in the run directory or the temp directory.
@@ -159,6 +160,10 @@ def _shared_copy(postgres: Path, initdb: Path, origin: str) -> tuple[Path, Path]
     return bindir / postgres.name, bindir / initdb.name
 
 
+def _password_file(template: Path) -> Path:
+    return template.with_name(template.name + ".password")
+
+
 def find() -> Found:
     """Locate PostgreSQL: PATH, then /usr/lib/postgresql/*/bin (newest), then pgserver."""
     return find_in(_candidates())
@@ -266,6 +271,9 @@ class _Launcher:
         self.owner = (user[1], user[2]) if user else None
         self.username = user[0] if user else pwd.getpwuid(os.geteuid()).pw_name
         template = self._template()
+        # TCP logins need this password (scram-sha-256): other users of the machine cannot
+        # connect as superuser to a test server listening on 127.0.0.1.
+        self.password = _password_file(template).read_text(encoding="utf-8").strip()
         self.datadir = self._reachable_dir("pgdata") / "data"
         self.datadir.mkdir(mode=0o700)
         _copy_tree(template, self.datadir, self.owner)
@@ -321,17 +329,28 @@ class _Launcher:
             if (final / "PG_VERSION").is_file():  # built by a concurrent run meanwhile
                 return final
             scratch = self._reachable_dir("initdb")
-            self._initdb(scratch / "data")
+            password = secrets.token_hex(16)
+            pwfile = scratch / "pwfile"
+            pwfile.write_text(password + "\n", encoding="utf-8")
+            os.chmod(pwfile, 0o600)
+            if self.owner is not None:
+                os.chown(pwfile, *self.owner)
+            self._initdb(scratch / "data", pwfile)
             staging = cache / f".{final.name}.{os.getpid()}.{os.urandom(3).hex()}"
             try:
                 shutil.copytree(scratch / "data", staging, symlinks=True)
+                # Beside the template, readable by us only; written before the rename so a
+                # template never exists without its password.
+                stored = _password_file(final)
+                stored.write_text(password + "\n", encoding="utf-8")
+                os.chmod(stored, 0o600)
                 os.rename(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
                 shutil.rmtree(scratch, ignore_errors=True)
         return final
 
-    def _initdb(self, datadir: Path) -> None:
+    def _initdb(self, datadir: Path, pwfile: Path) -> None:
         major = int(re.match(r"\d+", self.install.version).group())  # type: ignore[union-attr]
         cmd = [
             str(self.install.initdb),
@@ -339,7 +358,9 @@ class _Launcher:
             str(datadir),
             "-U",
             SUPERUSER,
-            "--auth=trust",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
@@ -379,7 +400,9 @@ class _Launcher:
         cmd = [str(self.install.postgres), "-D", str(self.datadir), "-p", str(port)]
         for name, value in _SETTINGS.items():
             cmd += ["-c", f"{name}={value}"]
-        endpoint = PostgresEndpoint(host="127.0.0.1", port=port, user=SUPERUSER)
+        endpoint = PostgresEndpoint(
+            host="127.0.0.1", port=port, user=SUPERUSER, password=self.password
+        )
 
         def probe(timeout: float) -> bool:
             return _probes.postgres_ready("127.0.0.1", port, SUPERUSER, "postgres", timeout)
