@@ -18,7 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-BENCHMARKS = {"cold_start": "bench_cold_start", "services": "bench_services"}
+BENCHMARKS = {
+    "cold_start": "bench_cold_start",
+    "services": "bench_services",
+    "quality": "bench_quality",
+}
 
 
 def machine() -> str:

@@ -17,6 +17,7 @@ from pytest_pipeline import config as _config
 from pytest_pipeline import dlq as _dlq
 from pytest_pipeline import fixtures as _fixtures
 from pytest_pipeline import markers as _markers
+from pytest_pipeline import quality_plugin as _quality
 from pytest_pipeline import seeding as _seeding
 from pytest_pipeline.errors import PipelineWarning
 from pytest_pipeline.reporting import run_report
@@ -48,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_service_fixtures, "pipeline-services")
     config.pluginmanager.register(PipelineSession(config, resolved), "pipeline-session")
     config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
+    config.pluginmanager.register(_quality, "pipeline-quality")
+    config.pluginmanager.register(_quality.QualityHooks(config), "pipeline-quality-hooks")
 
 
 class PipelineSession:
