@@ -22,6 +22,7 @@ BENCHMARKS = {
     "cold_start": "bench_cold_start",
     "services": "bench_services",
     "quality": "bench_quality",
+    "budgets": "bench_budgets",
 }
 
 

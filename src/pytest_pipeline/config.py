@@ -594,6 +594,31 @@ def add_options(parser: pytest.Parser) -> None:
         help="Keep a failed test's database, topics and buckets and print how to connect.",
     )
     group.addoption(
+        "--pipeline-report",
+        dest="pipeline_report",
+        default=None,
+        metavar="PATH",
+        help="Write the run report as JSON: performance rows, DLQ summary, services used and "
+        "the hardware fingerprint.",
+    )
+    group.addoption(
+        "--pipeline-compare",
+        dest="pipeline_compare",
+        default=None,
+        metavar="PATH",
+        help="Compare performance with an earlier --pipeline-report file (same hardware class "
+        "only) and report regressions.",
+    )
+    group.addoption(
+        "--pipeline-compare-threshold",
+        dest="pipeline_compare_threshold",
+        default=0.10,
+        type=float,
+        metavar="FRACTION",
+        help="How much worse a figure may get before --pipeline-compare reports it "
+        "(default 0.10 = 10%%).",
+    )
+    group.addoption(
         "--pipeline-doctor",
         dest="pipeline_doctor",
         action="store_true",

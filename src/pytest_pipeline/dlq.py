@@ -21,7 +21,8 @@ import ast
 import re
 import sys
 import threading
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Iterator, Sized
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -273,6 +274,7 @@ class PlainAssertWatcher:
         self._previous: Any = None
         self._previous_threading: Any = None
         self._tool: int | None = None
+        self._global: Any = None
 
     def _hit(self) -> None:
         self.tracker.record("plain assert")
@@ -343,9 +345,11 @@ class PlainAssertWatcher:
 
             return local_trace
 
+        self._global = global_trace
         sys.settrace(global_trace)
         # Threads the test starts (a pipeline's worker thread may hold the assert) too.
         threading.settrace(global_trace)
+        _tracing.append(self)
 
     def __enter__(self) -> PlainAssertWatcher:
         if not self._start_monitoring():
@@ -358,3 +362,31 @@ class PlainAssertWatcher:
         else:
             sys.settrace(self._previous)
             threading.settrace(self._previous_threading)
+            if self in _tracing:
+                _tracing.remove(self)
+
+
+# Watchers currently line-tracing (Python 3.11 path), innermost last.
+_tracing: list[PlainAssertWatcher] = []
+
+
+@contextmanager
+def paused_watcher() -> Iterator[None]:
+    """Suspend the DLQ watcher's ``sys.settrace`` hook inside the block (performance timing).
+
+    Only on the Python 3.11 path and only while the watcher's hook is the active one; any tracer
+    it chains to (coverage, a debugger) stays active. A DLQ assert executed inside the block is
+    not seen (performance budgets measure the pipeline; the assert belongs after it). On 3.12+
+    ``sys.monitoring`` disables each code location after its first event: nothing to pause.
+    """
+    watcher = _tracing[-1] if _tracing else None
+    if watcher is None or sys.gettrace() is not watcher._global:
+        yield
+        return
+    sys.settrace(watcher._previous)
+    threading.settrace(watcher._previous_threading)
+    try:
+        yield
+    finally:
+        sys.settrace(watcher._global)
+        threading.settrace(watcher._global)

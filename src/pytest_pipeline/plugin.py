@@ -17,6 +17,7 @@ from pytest_pipeline import config as _config
 from pytest_pipeline import dlq as _dlq
 from pytest_pipeline import fixtures as _fixtures
 from pytest_pipeline import markers as _markers
+from pytest_pipeline import perf_plugin as _perf
 from pytest_pipeline import quality_plugin as _quality
 from pytest_pipeline import seeding as _seeding
 from pytest_pipeline.errors import PipelineWarning
@@ -51,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
     config.pluginmanager.register(_quality, "pipeline-quality")
     config.pluginmanager.register(_quality.QualityHooks(config), "pipeline-quality-hooks")
+    config.pluginmanager.register(_perf, "pipeline-budget")
+    config.pluginmanager.register(_perf.PerfHooks(config, resolved), "pipeline-performance")
 
 
 class PipelineSession:
