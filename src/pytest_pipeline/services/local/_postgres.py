@@ -69,18 +69,7 @@ class _Install:
 
 
 def _version(postgres: Path) -> tuple[str | None, str]:
-    cmd = [str(postgres), "--version"]
-    try:
-        status, output = _proc.run_tool(cmd, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"`{_proc.quote_cmd(cmd)}` failed: {exc}"
-    match = re.search(r"\(PostgreSQL\)\s+(\S+)", output)
-    if status != 0 or match is None:
-        return None, (
-            f"`{_proc.quote_cmd(cmd)}` exited with status {status} and printed:\n"
-            f"{_proc.output_tail(output)}"
-        )
-    return match.group(1), ""
+    return _proc.probe_version([str(postgres), "--version"], r"\(PostgreSQL\)\s+(\S+)")
 
 
 def _candidates() -> list[tuple[Path, Path, str]]:

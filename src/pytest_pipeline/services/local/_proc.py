@@ -7,6 +7,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -328,3 +329,18 @@ def file_lock(path: Path, deadline: float, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def probe_version(cmd: list[str], pattern: str) -> tuple[str | None, str]:
+    """Run ``cmd`` (a ``--version`` call) and return (the first group of ``pattern``, "") or
+    (None, what went wrong, with the command and its output)."""
+    try:
+        status, output = run_tool(cmd, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"`{quote_cmd(cmd)}` failed: {exc}"
+    match = re.search(pattern, output)
+    if status != 0 or match is None:
+        return None, (
+            f"`{quote_cmd(cmd)}` exited with status {status} and printed:\n{output_tail(output)}"
+        )
+    return match.group(1), ""

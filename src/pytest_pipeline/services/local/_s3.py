@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +25,7 @@ class _Binary:
 
 
 def _minio_version(minio: str) -> tuple[str | None, str]:
-    cmd = [minio, "--version"]
-    try:
-        status, output = _proc.run_tool(cmd, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"`{_proc.quote_cmd(cmd)}` failed: {exc}"
-    match = re.search(r"version\s+(\S+)", output)
-    if status != 0 or match is None:
-        return None, (
-            f"`{_proc.quote_cmd(cmd)}` exited with status {status} and printed:\n"
-            f"{_proc.output_tail(output)}"
-        )
-    return match.group(1), ""
+    return _proc.probe_version([minio, "--version"], r"version\s+(\S+)")
 
 
 def find() -> Found:
