@@ -9,8 +9,6 @@ shared and noisy, so absolute figures vary between runs.
 from __future__ import annotations
 
 import importlib
-import os
-import platform
 import re
 import sys
 from datetime import UTC, datetime
@@ -28,23 +26,14 @@ BENCHMARKS = {
 
 def machine() -> str:
     """CPU model, cores, memory, OS and Python of this machine, one line."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
+    # The same fingerprint as --pipeline-report's, so figures and reports name one machine.
+    from pytest_pipeline.perf_report import hardware_fingerprint
+
+    hw = hardware_fingerprint()
+    memory = f", {hw['memory_gib']:.0f} GiB" if hw.get("memory_gib") else ""
     return (
-        f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
+        f"{hw['cpu_model']}, {hw['cpu_count']} cores{memory}, {hw['os']} {hw['os_release']}, "
+        f"Python {hw['python']}"
     )
 
 
