@@ -86,7 +86,7 @@ def apply_layer_dirs(items: Iterable[pytest.Item], layer_dirs: Mapping[str, Path
     # Many tests share a file: resolve each file once (pathlib checks cost ~0.1 ms apiece).
     by_file: dict[Path, str | None] = {}
     for item in items:
-        path = Path(item.path)
+        path = item.path
         if path not in by_file:
             by_file[path] = layer_for_path(path, layer_dirs)
         layer = by_file[path]

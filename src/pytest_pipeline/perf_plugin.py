@@ -26,6 +26,7 @@ import pytest
 from pytest_pipeline import budgets as _budgets
 from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.reporting import run_report
+from pytest_pipeline.services.fixtures import services_of
 
 T = TypeVar("T")
 RESULTS_KEY = pytest.StashKey[list[_budgets.Result]]()
@@ -221,8 +222,7 @@ class PerfHooks:
             )
             # Plain attributes survive pytest-xdist's report serialisation to the controller.
             report.pipeline_perf = row  # type: ignore[attr-defined]
-        names = getattr(item, "fixturenames", ())
-        used = [name for name in SERVICES if name in names or f"{name}_service" in names]
+        used = services_of(item)
         if used:
             report.pipeline_services = used  # type: ignore[attr-defined]
         return report

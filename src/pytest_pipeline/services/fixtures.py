@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from pytest_pipeline import dlq as _dlq
-from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.errors import PipelineError
 from pytest_pipeline.services.external import mask_secrets
 from pytest_pipeline.services.manager import Service, ServiceManager, ServiceUnavailable
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 MANAGER_KEY = pytest.StashKey[ServiceManager]()
 CALL_FAILED_KEY = pytest.StashKey[bool]()
+
+
+def services_of(item: pytest.Item) -> list[str]:
+    """The services a test asks for, through ``<name>`` or ``<name>_service``."""
+    names = set(getattr(item, "fixturenames", ()))
+    return [name for name in SERVICES if name in names or f"{name}_service" in names]
 
 
 def manager_of(config: pytest.Config) -> ServiceManager:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_pipeline.config import SERVICES, PipelineConfig
-from pytest_pipeline.services.fixtures import CALL_FAILED_KEY, MANAGER_KEY
+from pytest_pipeline.services.fixtures import CALL_FAILED_KEY, MANAGER_KEY, services_of
 from pytest_pipeline.services.manager import RunInfo, ServiceManager
 
 
@@ -37,13 +37,7 @@ class ServiceHooks:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        used = {
-            name
-            for item in items
-            for name in SERVICES
-            if {name, f"{name}_service"} & set(getattr(item, "fixturenames", ()))
-        }
-        self.manager.expect(used)
+        self.manager.expect({name for item in items for name in services_of(item)})
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
