@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.services import probes as _probes
 from pytest_pipeline.services.endpoints import PostgresEndpoint
-from pytest_pipeline.services.local import _probes, _proc
+from pytest_pipeline.services.local import _proc
 from pytest_pipeline.services.local._common import (
     Availability,
     Found,

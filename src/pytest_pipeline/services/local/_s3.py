@@ -9,8 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_pipeline.services import probes as _probes
 from pytest_pipeline.services.endpoints import S3Endpoint
-from pytest_pipeline.services.local import _probes, _proc
+from pytest_pipeline.services.local import _proc
 from pytest_pipeline.services.local._common import Availability, Found, LaunchPlan, Workspace
 
 HINT = 'pip install "pytest-pipeline[local]" (moto[server]), or put a minio binary on PATH'
