@@ -18,6 +18,16 @@ for _name in ("numpy", "pandas", "pyarrow"):
         importlib.import_module(_name)
 
 
+#: The machine's own settings, read before the autouse fixture below hides them: the docker
+#: backend's tests need the engine address and the test images.
+MACHINE_ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name.startswith(("PYTEST_PIPELINE_", "DOCKER_", "RYUK_", "TESTCONTAINERS_"))
+}
+NO_ENGINE = "unix:///nonexistent/pytest-pipeline-tests/docker.sock"
+
+
 @pytest.fixture(autouse=True)
 def _clean_pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Example projects must not see this machine's PYTEST_PIPELINE_* settings (a CI runner may
@@ -25,6 +35,9 @@ def _clean_pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PYTEST_PIPELINE_"):
             monkeypatch.delenv(name)
+    # They run as on a machine without Docker, so `backend = auto` means local whether or not
+    # an engine runs here; the docker backend's own tests give the engine back.
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
 
 
 @pytest.fixture

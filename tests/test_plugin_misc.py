@@ -226,7 +226,10 @@ def test_doctor_tells_which_backend_each_service_uses(tmp_path: Path) -> None:
     )
     resolved = pipeline_config.resolve(tmp_path, {}, env={})
     lines = doctor.render(resolved).splitlines()
-    assert lines[0] == "service backends:"
+    # No engine here (tests/conftest.py points DOCKER_HOST nowhere): auto means local.
+    assert lines[0].startswith("docker engine: no - no Docker engine answers at unix:///")
+    assert lines[1] == "service backends:"
+    assert "    docker: no engine (image postgres:16-alpine)" in lines
     assert "  kafka: uses external (a URL is configured)" in lines
     assert "    external: configured" in lines
     postgres = lines[lines.index("  postgres: uses local") + 1]

@@ -27,6 +27,7 @@ LAYERS = ("unit", "integration", "performance", "quality")
 DLQ_MODES = ("strict", "warn", "off")
 BACKENDS = ("auto", "docker", "local", "external")
 MISSING_MODES = ("error", "skip")
+NETWORKS = ("bridge", "host")
 SERVICES = ("postgres", "kafka", "s3")
 
 
@@ -234,6 +235,15 @@ SETTINGS: tuple[Setting, ...] = (
         cli=True,
     ),
     _setting(
+        "services.network",
+        _choice(*NETWORKS),
+        "bridge",
+        "Docker backend: bridge (ports published on 127.0.0.1) or host networking (Linux CI, "
+        "Docker-in-Docker).",
+        "bridge | host",
+        cli=True,
+    ),
+    _setting(
         "services.startup_timeout",
         _as_positive_float,
         60.0,
@@ -279,7 +289,7 @@ SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 SERVICE_KEYS: dict[str, tuple[str, ...]] = {
     "postgres": ("image", "url"),
     "kafka": ("image", "bootstrap"),
-    "s3": ("image", "endpoint", "access_key", "secret_key", "region"),
+    "s3": ("image", "command", "health_path", "endpoint", "access_key", "secret_key", "region"),
 }
 SERVICE_ENV = {
     ("postgres", "url"): "PYTEST_PIPELINE_POSTGRES_URL",
@@ -291,6 +301,8 @@ SERVICE_ENV = {
     ("s3", "secret_key"): "PYTEST_PIPELINE_S3_SECRET_KEY",
     ("s3", "region"): "PYTEST_PIPELINE_S3_REGION",
     ("s3", "image"): "PYTEST_PIPELINE_S3_IMAGE",
+    ("s3", "command"): "PYTEST_PIPELINE_S3_COMMAND",
+    ("s3", "health_path"): "PYTEST_PIPELINE_S3_HEALTH_PATH",
 }
 # Variables read outside this table (service backends): known, so _check_env accepts them.
 OTHER_ENV = (
@@ -310,6 +322,8 @@ class ServiceConfig:
 
     name: str
     image: str | None = None
+    command: str | None = None
+    health_path: str | None = None
     url: str | None = None
     bootstrap: str | None = None
     endpoint: str | None = None
@@ -350,6 +364,7 @@ class PipelineConfig:
     layer_dirs: Mapping[str, Path]
     backend: str
     missing: str
+    network: str
     startup_timeout: float
     services: Mapping[str, ServiceConfig]
     max_seconds: float
@@ -548,6 +563,7 @@ def resolve(
         layer_dirs=layer_dirs,
         backend=values["services.backend"],
         missing=values["services.missing"],
+        network=values["services.network"],
         startup_timeout=values["services.startup_timeout"],
         services=services,
         max_seconds=values["budgets.max_seconds"],
@@ -685,4 +701,7 @@ _SERVICE_HELP = {
     "secret_key": "Secret key of the external {service} (never printed).",
     "region": "Region name for the external {service} client.",
     "image": "Container image for the docker backend.",
+    "command": "Docker backend: the S3 image's command; {{host}} and {{port}} are where it must "
+    "listen (default MinIO's).",
+    "health_path": "Docker backend: the S3 image's health URL path (default MinIO's).",
 }

@@ -40,6 +40,7 @@ def render_config(resolved: PipelineConfig) -> list[str]:
         "layer_dirs": ", ".join(f"{k}={v}" for k, v in resolved.layer_dirs.items()),
         "services.backend": resolved.backend,
         "services.missing": resolved.missing,
+        "services.network": resolved.network,
         "services.startup_timeout": resolved.startup_timeout,
         "budgets.max_seconds": resolved.max_seconds,
         "budgets.max_memory_mb": resolved.max_memory_mb,
@@ -61,15 +62,29 @@ def render_config(resolved: PipelineConfig) -> list[str]:
 
 
 def render_backends(resolved: PipelineConfig) -> list[str]:
-    """Per service: the backend the session would use, and whether each backend can run here."""
-    from pytest_pipeline.services import local
+    """The Docker engine, then per service: the backend the session would use and what each
+    backend would run here."""
+    from pytest_pipeline.services import docker, local
     from pytest_pipeline.services.manager import EXTERNAL_HINT
 
-    lines = ["service backends:"]
+    engine = docker.probe(1.0)
+    if engine.ok:
+        lines = [f"docker engine: yes - {engine.address} (Docker {engine.version})"]
+    else:
+        lines = [f"docker engine: no - {engine.why_not}"]
+    if engine.ok:
+        reaper = docker.reaper_image()
+        present = {True: "present", False: "not pulled yet", None: "unknown"}[
+            docker.image_present(reaper)
+        ]
+        lines.append(f"docker reaper: {reaper} ({present}; RYUK_CONTAINER_IMAGE overrides)")
+    lines.append("service backends:")
     for name, service in resolved.services.items():
         found = local.availability(name)
         if service.is_external:
             chosen = "external (a URL is configured)"
+        elif resolved.backend == "auto" and engine.ok:
+            chosen = "docker (auto: the engine answers)"
         elif resolved.backend in ("auto", "local"):
             chosen = "local" if found.ok else f"nothing: services.missing = {resolved.missing}"
         else:
@@ -79,7 +94,14 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
             lines.append(f"    local: yes - {found.how}")
         else:
             lines.append(f"    local: no - {found.why_not}; get it with: {found.hint}")
-        lines.append("    docker: no - the docker backend is not part of this version")
+        image = docker.image_of(service)
+        if not engine.ok:
+            lines.append(f"    docker: no engine (image {image})")
+        else:
+            state = {True: "present", False: "not pulled yet", None: "unknown"}[
+                docker.image_present(image)
+            ]
+            lines.append(f"    docker: yes - image {image} ({state})")
         if service.is_external:
             lines.append("    external: configured")
         else:

@@ -295,3 +295,24 @@ def test_local_postgres_needs_its_password(local_postgres: Any) -> None:
     without = PostgresEndpoint(pg.host, pg.port, pg.user)
     with pytest.raises(psycopg.OperationalError, match="password"):
         psycopg.connect(without.dsn(), connect_timeout=10)
+
+
+def test_docker_backend_without_an_engine_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    # The autouse fixture of tests/conftest.py points DOCKER_HOST at a socket that is not there.
+    no_engine = os.environ["DOCKER_HOST"]
+    pytester.makepyprojecttoml('[tool.pytest-pipeline.services]\nbackend = "docker"\n')
+    pytester.makepyfile(
+        test_pg="""
+        def test_pg(postgres, dlq):
+            dlq.assert_count(0, 0)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*no backend can provide postgres here: docker: no Docker engine answers at "
+            f"{no_engine}*start Docker, or use --pipeline-backend local*"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()

@@ -50,17 +50,18 @@ def _service_fixture(name: str) -> Any:
         manager = manager_of(request.config)
         try:
             service = manager.get(name)
-        except ServiceUnavailable as exc:
-            if manager.resolved.missing == "skip":
-                pytest.skip(str(exc))
-            _fail_cleanly(exc)
-            raise  # unreachable: pytest.fail raised
         except PipelineError as exc:
-            _fail_cleanly(exc)
-            raise
-        if service.started_in is not None:
-            manager.notes.append(service.start_line())
-        return service
+            # Failed outside the except block: pytest would print the message twice, as a
+            # chained exception.
+            problem: PipelineError = exc
+        else:
+            if service.started_in is not None:
+                manager.notes.append(service.start_line())
+            return service
+        if isinstance(problem, ServiceUnavailable) and manager.resolved.missing == "skip":
+            pytest.skip(str(problem))
+        _fail_cleanly(problem)
+        raise problem  # unreachable: pytest.fail raised
 
     service_fixture.__doc__ = f"The session's {name} server (started on first use, shared)."
     return service_fixture
@@ -83,11 +84,13 @@ def _namespace_fixture(name: str, kind: _NamespaceKind) -> Any:
     def namespace_fixture(request: pytest.FixtureRequest) -> Generator[Any, None, None]:
         service: Service = request.getfixturevalue(f"{name}_service")
         manager = manager_of(request.config)
+        problem: PipelineError | None = None
         try:
             namespace = kind.open(service, manager.unique_prefix(), manager.resolved)
         except PipelineError as exc:
-            _fail_cleanly(exc)
-            raise
+            problem = exc
+        if problem is not None:
+            _fail_cleanly(problem)
         yield namespace
         keep = manager.resolved.keep_failed and request.node.stash.get(CALL_FAILED_KEY, False)
         namespace.close(delete=not keep)

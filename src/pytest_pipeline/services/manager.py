@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.errors import ServiceError
@@ -32,6 +32,9 @@ from pytest_pipeline.services.endpoints import (
     endpoint_from_dict,
     endpoint_to_dict,
 )
+
+if TYPE_CHECKING:
+    from pytest_pipeline.services.docker import Engine
 
 # How to get each server when no backend can provide it (shown by `services.missing = error`).
 HOW_TO_GET = {
@@ -147,6 +150,13 @@ class ServiceManager:
         self._reaped = False
         self._expected: set[str] = set()
         self._failed: dict[str, BaseException] = {}
+        self._engine_answer: Engine | None = None
+        self._docker_ready = False
+        # Set when this process started a container: the xdist controller then starts the
+        # reaper (see ServiceHooks), so runs that start none never pay for one.
+        self.containers_started = False
+        # Set in xdist workers: the owner's testcontainers session (see services.docker).
+        self.docker_session: str | None = None
         # Lines for the terminal, carried to the xdist controller on the next test report.
         self.notes: list[str] = []
         self.kept: list[str] = []
@@ -159,14 +169,37 @@ class ServiceManager:
 
     # -- backends --------------------------------------------------------------------------
     def backend_for(self, name: str) -> str:
-        """``external`` when a URL is configured for ``name``, else the configured backend."""
+        """``external`` when a URL is configured for ``name``, else the configured backend.
+
+        ``auto`` is docker when an engine answers within about a second, else local.
+        """
         if self.resolved.services[name].is_external:
             return "external"
         backend = self.resolved.backend
         if backend == "auto":
-            # The docker backend is not part of this release: auto goes local.
-            return "local"
+            return "docker" if self._engine_answers() else "local"
         return backend
+
+    def _engine(self) -> Engine:
+        # Asked once per process: auto must not pay for a probe on every service.
+        if self._engine_answer is None:
+            from pytest_pipeline.services import docker
+
+            self._engine_answer = docker.probe(1.0)
+        return self._engine_answer
+
+    def _engine_answers(self) -> bool:
+        return self._engine().ok
+
+    def uses_docker(self) -> bool:
+        """Whether any service of this session would run in a container."""
+        return any(self.backend_for(name) == "docker" for name in SERVICES)
+
+    def docker_owner_session(self) -> str:
+        """xdist controller: the testcontainers session its workers label containers with."""
+        from pytest_pipeline.services import docker
+
+        return docker.owner_session()
 
     def get(self, name: str) -> Service:
         """The running service ``name``, started (once per run) if needed."""
@@ -183,29 +216,17 @@ class ServiceManager:
                     endpoint, self.resolved.allowed_hosts, self.resolved.startup_timeout
                 )
             return Service(name, "external", external.describe(endpoint), endpoint)
-        if backend == "docker":
-            raise ServiceError(
-                "pytest-pipeline: services.backend = docker is not available in this version of "
-                "pytest-pipeline; use backend = local (real servers as child processes) or "
-                f"external ({EXTERNAL_HINT[name]})."
-            )
-        return self._local(name)
+        return self._managed(name, backend)
 
     def expect(self, names: set[str]) -> None:
         """Services the collected tests use: the first local start starts them all at once."""
         self._expected = set(names)
 
-    def _local(self, name: str) -> Service:
-        from pytest_pipeline.services import local
-
-        availability = local.availability(name)
-        if not availability.ok:
-            raise ServiceUnavailable(
-                f"pytest-pipeline: no backend can provide {name} here: local: "
-                f"{availability.why_not}. Get it with: {availability.hint or HOW_TO_GET[name]}; "
-                f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
-                'Set services.missing = "skip" to skip such tests instead.'
-            )
+    def _managed(self, name: str, backend: str) -> Service:
+        """A server this run starts itself (local process or container), shared by its workers."""
+        why_not = self._why_unavailable(name, backend)
+        if why_not:
+            raise ServiceUnavailable(why_not)
         if name in self._failed:
             raise self._failed.pop(name)
         with self._locked_state() as state:  # raise only after the state is written
@@ -216,10 +237,10 @@ class ServiceManager:
                     other
                     for other in self._expected - {name}
                     if other not in state
-                    and self.backend_for(other) == "local"
-                    and local.availability(other).ok
+                    and self.backend_for(other) == backend
+                    and not self._why_unavailable(other, backend)
                 )
-                self._start_local([name, *others], state)
+                self._start_many([name, *others], backend, state)
             entry = state.get(name)
         if entry is None:
             raise self._failed.pop(name)
@@ -231,25 +252,79 @@ class ServiceManager:
             )
         return service
 
-    def _start_local(self, names: list[str], state: dict[str, Any]) -> None:
+    def _why_unavailable(self, name: str, backend: str) -> str:
+        """Why ``backend`` cannot provide ``name`` here (empty when it can)."""
+        if backend == "docker":
+            engine = self._engine()
+            if engine.ok:
+                return ""
+            why, hint = f"docker: {engine.why_not}", "start Docker, or use --pipeline-backend local"
+        else:
+            from pytest_pipeline.services import local
+
+            availability = local.availability(name)
+            if availability.ok:
+                return ""
+            why, hint = f"local: {availability.why_not}", availability.hint or HOW_TO_GET[name]
+        return (
+            f"pytest-pipeline: no backend can provide {name} here: {why}. Get it with: {hint}; "
+            f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
+            'Set services.missing = "skip" to skip such tests instead.'
+        )
+
+    def _start_many(self, names: list[str], backend: str, state: dict[str, Any]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        if backend == "docker":
+            self._prepare_docker()
+            self.containers_started = True
+        start_one = self._start_container if backend == "docker" else self._start_process
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            futures = {name: pool.submit(self._start_one, name) for name in names}
+            futures = {name: pool.submit(start_one, name) for name in names}
         for name, future in futures.items():
             try:
                 record = future.result()
             except Exception as exc:  # raised to the tests that need this service
                 self._failed[name] = exc
                 continue
-            service = Service(name, "local", record.description, record.endpoint, record.started_in)
+            service = Service(name, backend, record.description, record.endpoint, record.started_in)
             state[name] = {
                 "service": service.to_dict(),
                 "record": record.to_dict(),
                 "starter_pid": os.getpid(),
             }
 
-    def _start_one(self, name: str) -> Any:
+    def _prepare_docker(self) -> None:
+        """Once per process: reap containers of dead runs; tie new ones to the run's owner."""
+        if self._docker_ready:
+            return
+        from pytest_pipeline.services import docker
+
+        self._docker_ready = True
+        docker.reap_stale()
+        if self.docker_session is not None:
+            docker.adopt_session(self.docker_session)
+        elif self.run.is_owner:
+            note = docker.ensure_reaper()
+            if note:
+                self.notes.append(note)
+
+    def _start_container(self, name: str) -> Any:
+        from pytest_pipeline.services import docker
+
+        labels = {
+            docker.LABEL_RUN: self.run.run_id,
+            docker.LABEL_OWNER: docker.owner_label(self.run.root_pid),
+        }
+        record = docker.start(
+            self.resolved.services[name],
+            host_network=self.resolved.network == "host",
+            timeout=self.resolved.startup_timeout,
+            labels=labels,
+        )
+        return self._with_template(record, docker.stop)
+
+    def _start_process(self, name: str) -> Any:
         from pytest_pipeline.services import local
 
         record = local.start(
@@ -258,13 +333,18 @@ class ServiceManager:
             root_pid=self.run.root_pid,
             timeout=self.resolved.startup_timeout,
         )
+        return self._with_template(record, local.stop)
+
+    @staticmethod
+    def _with_template(record: Any, stop: Any) -> Any:
+        """Postgres: build the template every test database is copied from."""
         if isinstance(record.endpoint, PostgresEndpoint):
             from pytest_pipeline.services.postgres import ensure_template
 
             try:
                 ensure_template(record.endpoint)
             except BaseException:
-                local.stop(record)
+                stop(record)
                 raise
         return record
 
@@ -308,8 +388,6 @@ class ServiceManager:
         """
         if not self.run.is_owner or not self.run.run_dir.exists():
             return []
-        from pytest_pipeline.services import local
-
         problems: list[str] = []
         state_file = self.run.run_dir / "state.json"
         try:
@@ -323,11 +401,23 @@ class ServiceManager:
             if entry is None or "record" not in entry:
                 continue
             try:
-                local.stop(local.ServerRecord.from_dict(entry["record"]))
+                _stop_record(entry["record"])
             except Exception as exc:  # keep stopping the others
-                problems.append(f"{name}: could not stop the local server: {exc}")
+                problems.append(f"{name}: could not stop its server: {exc}")
         shutil.rmtree(self.run.run_dir, ignore_errors=True)
         return problems
+
+
+def _stop_record(data: dict[str, Any]) -> None:
+    """Stop a server recorded in the state file, whichever backend started it."""
+    if data.get("backend") == "docker":
+        from pytest_pipeline.services import docker
+
+        docker.stop(docker.ContainerRecord.from_dict(data))
+    else:
+        from pytest_pipeline.services import local
+
+        local.stop(local.ServerRecord.from_dict(data))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -27,13 +28,39 @@ class ServiceHooks:
     def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
         self.config = config
         self.manager = ServiceManager(resolved, run_info(config))
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            self.manager.docker_session = workerinput.get("pipeline_docker_session")
         config.stash[MANAGER_KEY] = self.manager
         self.kept: list[str] = []
+        self._docker_session: str | None = None
+        self._reaper: threading.Thread | None = None
+        self._reaper_note: str | None = None
+        self._reaper_reported = False
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         # xdist controller: every worker shares this run's directory and owner pid.
         node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
+        if self._docker_session is None and self.manager.uses_docker():
+            # Containers must live as long as this process, not as long as the worker that
+            # started them: workers label them with this process's session, whose reaper
+            # starts here, in the background, while the workers boot.
+            self._docker_session = self.manager.docker_owner_session()
+            self._reaper = threading.Thread(target=self._start_reaper, daemon=True)
+            self._reaper.start()
+        if self._docker_session is not None:
+            node.workerinput["pipeline_docker_session"] = self._docker_session
+
+    def _start_reaper(self) -> None:
+        from pytest_pipeline.services import docker
+
+        self._reaper_note = docker.ensure_reaper()
+
+    def _write(self, line: str) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"pytest-pipeline: {line}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -50,6 +77,9 @@ class ServiceHooks:
         if self.manager.notes:
             report.pipeline_notes = list(self.manager.notes)  # type: ignore[attr-defined]
             self.manager.notes.clear()
+        if self.manager.containers_started and self.manager.docker_session is not None:
+            report.pipeline_containers = True  # type: ignore[attr-defined]
+            self.manager.containers_started = False
         if self.manager.kept:
             report.pipeline_kept = list(self.manager.kept)  # type: ignore[attr-defined]
             self.manager.kept.clear()
@@ -66,23 +96,30 @@ class ServiceHooks:
             for note in notes:
                 terminal.write_line(note)
         self.kept.extend(getattr(report, "pipeline_kept", ()))
+        if getattr(report, "pipeline_containers", False) and not self._reaper_reported:
+            # Said once, and only to runs that started containers.
+            self._reaper_reported = True
+            if self._reaper is not None:
+                self._reaper.join(timeout=30)
+            if self._reaper_note:
+                self._write(self._reaper_note)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.kept:
             terminalreporter.section("pytest-pipeline: kept after failure")
             for line in self.kept:
                 terminalreporter.write_line(line)
-            if any(self.manager.backend_for(name) == "local" for name in SERVICES):
+            if any(self.manager.backend_for(name) != "external" for name in SERVICES):
                 terminalreporter.write_line(
-                    "note: local servers stop when the run ends; inspect kept data while the "
-                    "run is paused (e.g. with --pdb), or use an external server."
+                    "note: the servers this run started stop when it ends; inspect kept data "
+                    "while the run is paused (e.g. with --pdb), or use an external server."
                 )
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.manager.run.root_pid != os.getpid():
             return
+        if self._reaper is not None:
+            self._reaper.join(timeout=30)
         for problem in self.manager.shutdown():
-            terminal = config.pluginmanager.get_plugin("terminalreporter")
-            if terminal is not None:
-                terminal.write_line(f"pytest-pipeline: {problem}")
+            self._write(problem)

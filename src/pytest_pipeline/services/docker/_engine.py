@@ -1,0 +1,101 @@
+"""Is a Docker engine there? Asked over its API with the standard library only.
+
+``auto`` and the doctor ask this on every run, so it must be cheap: one HTTP request on the
+engine's socket (``DOCKER_HOST`` or ``/var/run/docker.sock``), bounded to about a second, and
+no import of the Docker SDK or testcontainers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import urllib.parse
+from dataclasses import dataclass
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+START_HINT = (
+    "start Docker (systemctl start docker, or dockerd), set DOCKER_HOST to a reachable engine, "
+    "or use another backend: --pipeline-backend local"
+)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The answer of one probe: where the engine is expected and whether it answered."""
+
+    address: str
+    ok: bool
+    version: str = ""
+    why_not: str = ""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def address() -> str:
+    """The engine address testcontainers and the Docker CLI would use."""
+    return os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def _connection(where: str, timeout: float) -> http.client.HTTPConnection:
+    parsed = urllib.parse.urlparse(where)
+    if parsed.scheme == "unix":
+        return _UnixConnection(parsed.path, timeout)
+    if parsed.scheme in ("tcp", "http"):
+        return http.client.HTTPConnection(parsed.hostname or "localhost", parsed.port, timeout)
+    if parsed.scheme == "https" or os.environ.get("DOCKER_TLS_VERIFY"):
+        raise ValueError("TLS engine addresses are not probed")
+    raise ValueError(f"unsupported DOCKER_HOST scheme {parsed.scheme!r}")
+
+
+def request(path: str, timeout: float = 1.0) -> tuple[int, bytes]:
+    """GET ``path`` from the engine API; raises OSError/ValueError when it cannot be asked."""
+    conn = _connection(address(), timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    except http.client.HTTPException as exc:
+        raise OSError(f"bad answer: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def probe(timeout: float = 1.0) -> Engine:
+    """Ask the engine for its version; ``ok`` only if it answers within ``timeout`` seconds."""
+    where = address()
+    try:
+        status, body = request("/version", timeout)
+    except ValueError as exc:
+        # e.g. TLS: we cannot ask cheaply; let the real client decide.
+        return Engine(where, True, "unknown", str(exc))
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return Engine(where, False, why_not=f"no Docker engine answers at {where} ({reason})")
+    if status != 200:
+        return Engine(where, False, why_not=f"the engine at {where} answered HTTP {status}")
+    try:
+        version = str(json.loads(body).get("Version", "?"))
+    except ValueError:
+        version = "?"
+    return Engine(where, True, version)
+
+
+def image_present(image: str, timeout: float = 1.0) -> bool | None:
+    """Whether the engine has ``image`` locally (None when it cannot be asked)."""
+    try:
+        status, _ = request(f"/images/{urllib.parse.quote(image, safe='')}/json", timeout)
+    except (OSError, ValueError):
+        return None
+    return status == 200
