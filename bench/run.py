@@ -21,6 +21,7 @@ BENCHMARKS = {
     "services": "bench_services",
     "quality": "bench_quality",
     "budgets": "bench_budgets",
+    "docker": "bench_docker",
 }
 
 
