@@ -1,4 +1,4 @@
-"""The ``pytest-pipeline`` console script."""
+"""The ``pytest-pipeline`` console script: ``doctor``, ``init`` and ``report``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,29 @@ def _find_rootdir(start: Path) -> Path:
     return start
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``pytest-pipeline doctor``."""
+def _doctor(args: argparse.Namespace) -> int:
+    from pytest_pipeline import config, doctor
+
+    rootdir = args.rootdir or _find_rootdir(Path.cwd())
+    resolved = config.resolve(rootdir.resolve(), {})
+    print(doctor.render(resolved))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pytest_pipeline import scaffold
+
+    return scaffold.run(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pytest_pipeline import trend
+
+    return trend.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (each module adds its own options)."""
     parser = argparse.ArgumentParser(
         prog="pytest-pipeline", description="Tools for pipeline test suites."
     )
@@ -30,18 +51,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor_cmd.add_argument(
         "--rootdir", type=Path, default=None, help="project folder (default: nearest pyproject)"
     )
-    args = parser.parse_args(argv)
+    doctor_cmd.set_defaults(handler=_doctor)
 
-    from pytest_pipeline import config, doctor
+    from pytest_pipeline import scaffold, trend  # both are stdlib-only at import time
 
-    rootdir = args.rootdir or _find_rootdir(Path.cwd())
+    init_cmd = commands.add_parser("init", help=scaffold.HELP)
+    scaffold.add_arguments(init_cmd)
+    init_cmd.set_defaults(handler=_init)
+    report_cmd = commands.add_parser("report", help=trend.HELP)
+    trend.add_arguments(report_cmd)
+    report_cmd.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pytest-pipeline`` console script."""
+    args = build_parser().parse_args(argv)
     try:
-        resolved = config.resolve(rootdir.resolve(), {})
+        code: int = args.handler(args)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(doctor.render(resolved))
-    return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
