@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import fields
 
 from pytest_pipeline.config import SETTINGS, PipelineConfig, ServiceConfig
@@ -68,8 +69,13 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
     from pytest_pipeline.services.manager import EXTERNAL_HINT
 
     engine = docker.probe(1.0)
+    docker_installed = importlib.util.find_spec("testcontainers") is not None
     if engine.ok:
         lines = [f"docker engine: yes - {engine.address} (Docker {engine.version})"]
+        if not docker_installed:
+            lines.append(
+                '  (not used: pip install "pytest-pipeline[docker]" for the docker backend)'
+            )
     else:
         lines = [f"docker engine: no - {engine.why_not}"]
     if engine.ok:
@@ -83,7 +89,7 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
         found = local.availability(name)
         if service.is_external:
             chosen = "external (a URL is configured)"
-        elif resolved.backend == "auto" and engine.ok:
+        elif resolved.backend == "auto" and engine.ok and docker_installed:
             chosen = "docker (auto: the engine answers)"
         elif resolved.backend in ("auto", "local"):
             chosen = "local" if found.ok else f"nothing: services.missing = {resolved.missing}"

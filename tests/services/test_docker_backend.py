@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tests.conftest import MACHINE_ENV
@@ -292,3 +293,43 @@ def test_doctor_reports_engine_and_images(
             f"    docker: yes - image {IMAGES['postgres']} (present)",
         ]
     )
+
+
+def test_auto_picks_docker_when_the_engine_answers(
+    pytester: pytest.Pytester, project: Callable[..., None]
+) -> None:
+    project('backend = "auto"')
+    pytester.makepyprojecttoml(
+        (pytester.path / "pyproject.toml").read_text().replace('backend = "docker"\n', "")
+    )
+    pytester.makepyfile(
+        test_kafka="""
+        def test_kafka(kafka, dlq):
+            dlq.assert_count(kafka.topic("dlq"), 0)
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*backend=auto*", f"kafka: docker {IMAGES['kafka']} (*"])
+
+
+def test_auto_stays_local_without_the_docker_extra(
+    monkeypatch: pytest.MonkeyPatch, engine_env: None, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    from pytest_pipeline import config
+    from pytest_pipeline.services.manager import RunInfo, ServiceManager
+
+    real_find_spec = importlib.util.find_spec
+    # As if only the local extra were installed, with an engine running here.
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "testcontainers" else real_find_spec(name, *a),
+    )
+    manager = ServiceManager(config.resolve(tmp_path, {}, env={}), RunInfo.new())
+    assert manager.backend_for("postgres") == "local"
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    manager = ServiceManager(config.resolve(tmp_path, {}, env={}), RunInfo.new())
+    assert manager.backend_for("postgres") == "docker"

@@ -171,7 +171,8 @@ class ServiceManager:
     def backend_for(self, name: str) -> str:
         """``external`` when a URL is configured for ``name``, else the configured backend.
 
-        ``auto`` is docker when an engine answers within about a second, else local.
+        ``auto`` is docker when an engine answers within about a second and the docker extra
+        is installed, else local.
         """
         if self.resolved.services[name].is_external:
             return "external"
@@ -189,7 +190,10 @@ class ServiceManager:
         return self._engine_answer
 
     def _engine_answers(self) -> bool:
-        return self._engine().ok
+        # Someone who installed only the local extra gets local servers, Docker running or not.
+        import importlib.util
+
+        return importlib.util.find_spec("testcontainers") is not None and self._engine().ok
 
     def uses_docker(self) -> bool:
         """Whether any service of this session would run in a container."""
