@@ -333,3 +333,31 @@ def test_auto_stays_local_without_the_docker_extra(
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
     manager = ServiceManager(config.resolve(tmp_path, {}, env={}), RunInfo.new())
     assert manager.backend_for("postgres") == "docker"
+
+
+def test_a_port_that_cannot_be_published_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, engine_env: None
+) -> None:
+    import socket
+
+    from pytest_pipeline.config import ServiceConfig
+    from pytest_pipeline.errors import ServiceError
+    from pytest_pipeline.services.docker import _core
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Every attempt gets the port another process holds, as if it lost the race each time.
+        monkeypatch.setattr(_core._proc, "free_ports", lambda count: [port] * count)
+        with pytest.raises(ServiceError) as failure:
+            _core.start(
+                ServiceConfig(name="s3", image=IMAGES["s3"]),
+                host_network=False,
+                timeout=60,
+                labels={backend.LABEL_RUN: "port-test"},
+            )
+    message = str(failure.value)
+    assert message.startswith(f"docker s3: the engine could not start {IMAGES['s3']}: ")
+    assert "A port could not be published" in message
+    assert 'services.network = "host"' in message
