@@ -1,19 +1,30 @@
-"""The payments pipeline: Kafka -> validate/normalise -> Postgres + S3, rejects -> DLQ."""
+"""The payments pipeline, one micro-batch at a time.
+
+Kafka topic -> ``normalise`` (src/transforms) -> quality gate (src/quality) -> Postgres and S3
+(silver); events the transform rejects and records the gate rejects -> the DLQ topic.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from src.sinks.sinks import write_dlq, write_postgres, write_s3
-from src.sources.kafka_source import read_batch
-from src.transforms.payments import validate
+from src.quality.gate import SILVER_SUITE, gate
+from src.sinks.dlq import write_rejected
+from src.sinks.postgres import write_payments
+from src.sinks.s3 import write_silver
+from src.sources.kafka_source import BatchReader
+from src.transforms.payments import normalise
 
 
 @dataclass(frozen=True)
-class RunResult:
+class BatchResult:
+    """What one batch did; ``dlq_records`` is the number sent to the DLQ topic."""
+
     read: int
-    records_written: int
+    duplicates: int
+    inserted: int
+    silver_key: str | None
     dlq_records: int
 
 
@@ -28,10 +39,32 @@ def run_batch(
     bucket: str,
     batch_id: str,
     max_records: int = 10_000,
-) -> RunResult:
-    events = read_batch(consumer_conf, source_topic, max_records)
-    split = validate(events)
-    written = write_postgres(dsn, split.valid)
-    write_s3(s3_client, bucket, f"silver/payments/batch={batch_id}/part-0.jsonl", split.valid)
-    rejected = write_dlq(producer_conf, dlq_topic, split.rejected)
-    return RunResult(read=len(events), records_written=written, dlq_records=rejected)
+    idle_seconds: float = 2.0,
+    suite: str | None = SILVER_SUITE,
+) -> BatchResult:
+    """Read one batch, write it to every sink, then commit the source offsets.
+
+    ``suite=None`` turns the quality gate off. Nothing is committed when a sink fails, so
+    the next run replays the batch; the sinks are idempotent per ``payment_id`` / batch.
+    """
+    with BatchReader(consumer_conf, source_topic) as reader:
+        events = reader.read(max_records, idle_seconds=idle_seconds)
+        if not events:
+            return BatchResult(0, 0, 0, None, 0)
+        split = normalise(events)
+        silver, rejected = split.valid, list(split.rejected)
+        if suite is not None:
+            gated = gate(silver, suite)
+            silver = gated.passed
+            rejected += gated.rejected
+        inserted = write_payments(dsn, silver, batch_id)
+        key = write_silver(s3_client, bucket, batch_id, silver)
+        sent = write_rejected(producer_conf, dlq_topic, rejected)
+        reader.commit()
+    return BatchResult(
+        read=len(events),
+        duplicates=split.duplicates,
+        inserted=inserted,
+        silver_key=key,
+        dlq_records=sent,
+    )
