@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -267,3 +268,34 @@ def test_cleanup_errors_become_warnings() -> None:
     namespace._partition_counts["pp-test-never-created"] = 1  # as if topic() had made it
     with pytest.warns(UserWarning, match="could not delete Kafka topic"):
         namespace.close()
+
+
+def _run_consumer(config: dict[str, Any], topic: str, want: int) -> list[Any]:
+    """Read up to ``want`` records as a pipeline would, committing what it read."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**config, "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen: list[Any] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(seen) < want:
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            seen.append(json.loads(message.value()))
+    if seen:
+        consumer.commit(asynchronous=False)
+    consumer.close()
+    return seen
+
+
+def test_consumer_config_keeps_one_group_per_test(ns: KafkaNamespace) -> None:
+    first, again = ns.consumer_config(), ns.consumer_config()
+    assert first["group.id"] == again["group.id"] == topic_name(ns.prefix, "pipeline")
+    assert ns.consumer_config(group="audit")["group.id"] == topic_name(ns.prefix, "audit")
+    # A pipeline run twice resumes where the first run committed, as in production.
+    topic = ns.topic("in")
+    ns.produce(topic, [{"n": 1}, {"n": 2}])
+    assert _run_consumer(ns.consumer_config(), topic, want=2) == [{"n": 1}, {"n": 2}]
+    ns.produce(topic, [{"n": 3}])
+    # Re-reading from the start would give {"n": 1} first.
+    assert _run_consumer(ns.consumer_config(), topic, want=1) == [{"n": 3}]

@@ -419,7 +419,6 @@ class KafkaNamespace:
         self.timeout = timeout
         # Consumer-group timings suited to the broker (see consumer_config).
         self._group_settings = dict(group_settings or STANDARD_GROUP_SETTINGS)
-        self._groups = 0
         self._topics: dict[str, str] = {}  # name given to topic() -> real name
         self._partition_counts: dict[str, int] = {}  # real name -> partitions
         self._clients = _Clients(bootstrap_servers, timeout, f"{prefix}-reader")
@@ -455,13 +454,13 @@ class KafkaNamespace:
     def consumer_config(self, group: str | None = None, **overrides: Any) -> dict[str, Any]:
         """confluent-kafka consumer settings for the pipeline under test.
 
-        The group id is unique to this test (``group`` names it); consumers start from the
-        earliest offset; the group timings join fast on this broker (tansu holds a join for
-        half the session timeout, so its consumers get a 1 s session).
+        The group id is unique to this test and the same on every call (``group`` names
+        another one): a pipeline run twice in one test resumes from its committed offsets, as
+        in production. Consumers start from the earliest offset; the group timings join fast on
+        this broker (tansu holds a join for half the session timeout, so its consumers get a
+        1 s session).
         """
-        if group is None:
-            self._groups += 1
-            group = f"group{self._groups}"
+        group = group or "pipeline"
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": topic_name(self.prefix, group),
