@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -859,3 +860,31 @@ def test_watched_lines_belong_to_the_function_holding_the_assert(tmp_path: Path)
     inner = outer()  # type: ignore[operator]
     assert dlq._watched(outer.__code__) == frozenset()  # type: ignore[attr-defined]
     assert dlq._watched(inner.__code__) == {4}
+
+
+@pytest.mark.parametrize("plain_assert_in_project", [False, True])
+def test_line_tracing_only_when_the_project_has_a_plain_dlq_assert(
+    pytester: pytest.Pytester, plain_assert_in_project: bool
+) -> None:
+    # On 3.11 the watch is a sys.settrace hook that slows every call of the test: a project
+    # that never writes `assert ... dlq ... == n` must not pay for it.
+    traced = plain_assert_in_project and sys.version_info < (3, 12)
+    pytester.makepyfile(
+        test_rule=f"""
+        import sys
+        import pytest
+
+        @pytest.mark.integration
+        def test_counts(dlq):
+            assert (sys.gettrace() is not None) is {traced}
+            dlq.assert_count([], 0)
+        """
+    )
+    if plain_assert_in_project:
+        pytester.makepyfile(
+            helpers="""
+            def check(result):
+                assert result.dlq_records == 0
+            """
+        )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -18,6 +18,7 @@ code objects holding such asserts emit line events); Python 3.11 uses a chained
 from __future__ import annotations
 
 import ast
+import os
 import re
 import sys
 import threading
@@ -264,13 +265,50 @@ def _watched(code: CodeType) -> frozenset[int]:
     return lines & {line for _start, _end, line in code.co_lines() if line is not None}
 
 
+#: Folders no project's own DLQ assert lives in (virtualenvs are recognised by pyvenv.cfg).
+_NOT_PROJECT_DIRS = frozenset({"site-packages", "node_modules", "__pycache__", "build", "dist"})
+
+
+@lru_cache(maxsize=64)
+def plain_assert_files(root: str) -> frozenset[str]:
+    """The files under ``root`` that hold a DLQ-count ``assert`` (read once per session)."""
+    found: set[str] = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [
+            name
+            for name in dirs
+            if not name.startswith(".")
+            and name not in _NOT_PROJECT_DIRS
+            and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                text = Path(path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            # Parse only files that could hold one.
+            if "assert" in text and DLQ_NAME.search(text) and dlq_assert_lines(path):
+                found.add(path)
+    return frozenset(found)
+
+
 class PlainAssertWatcher:
-    """Watches, while a test runs, whether a DLQ-count ``assert`` line executes."""
+    """Watches, while a test runs, whether a DLQ-count ``assert`` line executes.
+
+    On Python 3.11 the watch is a ``sys.settrace`` hook, which slows every Python call in the
+    test (importing a large library inside it takes about 3x as long). It is set only when a
+    file under ``rootdir`` holds such an assert at all: a project that counts its DLQ with
+    ``dlq.assert_count`` pays nothing.
+    """
 
     TOOL_NAME = "pytest-pipeline"
 
-    def __init__(self, tracker: DlqTracker) -> None:
+    def __init__(self, tracker: DlqTracker, rootdir: Path | None = None) -> None:
         self.tracker = tracker
+        self.rootdir = rootdir
         self._previous: Any = None
         self._previous_threading: Any = None
         self._tool: int | None = None
@@ -352,14 +390,16 @@ class PlainAssertWatcher:
         _tracing.append(self)
 
     def __enter__(self) -> PlainAssertWatcher:
-        if not self._start_monitoring():
+        if not self._start_monitoring() and (
+            self.rootdir is None or plain_assert_files(str(self.rootdir))
+        ):
             self._start_tracing()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._tool is not None:
             self._stop_monitoring()
-        else:
+        elif self._global is not None:
             sys.settrace(self._previous)
             threading.settrace(self._previous_threading)
             if self in _tracing:

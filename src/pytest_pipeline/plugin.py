@@ -116,7 +116,7 @@ class PipelineSession:
         tracker = item.stash.get(TRACKER_KEY, None)
         if tracker is None or not self._rule_applies(item):
             return (yield)
-        with _dlq.PlainAssertWatcher(tracker):
+        with _dlq.PlainAssertWatcher(tracker, self.resolved.rootdir):
             result = yield  # a failing test raises here and the rule has nothing to add
         if not tracker.asserted:
             tracker.violated = True
