@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -488,6 +489,29 @@ def test_expectations_fixture_under_xdist(quality_run: Callable[..., pytest.RunR
     pytest.importorskip("xdist")
     result = quality_run("-n", "2", "-p", "xdist", subprocess=True)
     _check_fixture_run(result)
+
+
+def test_first_ge_import_is_announced_with_its_time(
+    pytester: pytest.Pytester, pipeline_toml: Callable[[str], None]
+) -> None:
+    _example_project(pytester, pipeline_toml)
+    pytester.makepyfile(
+        test_silver="""
+        import pytest
+
+        @pytest.mark.quality
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_silver(expectations, n):
+            expectations.assert_valid("silver_orders.csv", "silver_orders")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    # Once, on a line of its own (the test module does not import GE itself).
+    loads = re.findall(
+        r"^quality: Great Expectations 1\.\S+ loaded in \d+\.\d\d s$", result.stdout.str(), re.M
+    )
+    assert len(loads) == 1, result.stdout.str()
 
 
 def test_missing_extra_names_the_install_command(

@@ -20,6 +20,7 @@ import difflib
 import json
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -69,7 +70,21 @@ def great_expectations() -> ModuleType:
     set before the first import. An explicit user setting is left alone.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    return require("great_expectations", EXTRA, _FEATURE)
+    if "great_expectations" in sys.modules:
+        return require("great_expectations", EXTRA, _FEATURE)
+    # Its first import takes seconds: said once, like a server's "ready in", so a slow first
+    # quality test is not a mystery.
+    began = time.perf_counter()
+    module = require("great_expectations", EXTRA, _FEATURE)
+    version = getattr(module, "__version__", "?")
+    LOAD_NOTES.append(
+        f"quality: Great Expectations {version} loaded in {time.perf_counter() - began:.2f} s"
+    )
+    return module
+
+
+#: Lines for the terminal (the first GE import), taken by the quality hooks.
+LOAD_NOTES: list[str] = []
 
 
 # --------------------------------------------------------------------------- suites

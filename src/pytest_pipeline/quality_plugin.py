@@ -6,6 +6,7 @@ is created by the first quality test that validates something.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from pytest_pipeline import config as _config
 from pytest_pipeline.errors import MissingDependencyError
-from pytest_pipeline.reporting import run_report
+from pytest_pipeline.reporting import run_report, write_notes
 
 if TYPE_CHECKING:
     from pytest_pipeline.quality import QualityEngine, QualityResult
@@ -104,6 +105,11 @@ class QualityHooks:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        # Set by quality.great_expectations() (only imported once a test validated something).
+        quality = sys.modules.get("pytest_pipeline.quality")
+        if quality is not None and quality.LOAD_NOTES:
+            report.pipeline_quality_notes = list(quality.LOAD_NOTES)  # type: ignore[attr-defined]
+            quality.LOAD_NOTES.clear()
         if report.when == "call":
             results = item.stash.get(RESULTS_KEY, None)
             if results:
@@ -114,6 +120,7 @@ class QualityHooks:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        write_notes(self.config, getattr(report, "pipeline_quality_notes", ()))
         rows = getattr(report, "pipeline_quality", None)
         if rows and report.when == "call":
             self.rows.extend(rows)

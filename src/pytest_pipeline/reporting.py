@@ -36,3 +36,18 @@ def run_report(config: pytest.Config) -> RunReport:
     if report is None:
         report = config.stash[_KEY] = RunReport()
     return report
+
+
+def write_notes(config: pytest.Config, notes: list[str] | tuple[str, ...]) -> None:
+    """Print ``notes`` (a server's "ready in", GE's load time) on lines of their own.
+
+    Also after xdist's progress dots, which leave the cursor mid-line.
+    """
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if not notes or terminal is None:
+        return
+    writer = getattr(terminal, "_tw", None)
+    if writer is not None and int(getattr(writer, "width_of_current_line", 0)) > 0:
+        terminal.write("\n")
+    for note in notes:
+        terminal.write_line(note)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.reporting import write_notes
 from pytest_pipeline.services.fixtures import CALL_FAILED_KEY, MANAGER_KEY, services_of
 from pytest_pipeline.services.manager import RunInfo, ServiceManager
 
@@ -86,15 +87,7 @@ class ServiceHooks:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        notes = getattr(report, "pipeline_notes", ())
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if notes and terminal is not None:
-            # Start on a line of its own, also after xdist's progress dots.
-            writer = getattr(terminal, "_tw", None)
-            if writer is not None and int(getattr(writer, "width_of_current_line", 0)) > 0:
-                terminal.write("\n")
-            for note in notes:
-                terminal.write_line(note)
+        write_notes(self.config, getattr(report, "pipeline_notes", ()))
         self.kept.extend(getattr(report, "pipeline_kept", ()))
         if getattr(report, "pipeline_containers", False) and not self._reaper_reported:
             # Said once, and only to runs that started containers.
