@@ -469,3 +469,32 @@ def test_integration_and_performance_pauses_the_dlq_tracer(
     )
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cov")
     result.assert_outcomes(passed=1)
+
+
+def test_a_floor_without_a_record_count_is_named_not_skipped_silently(
+    pytester: pytest.Pytester, pipeline_toml: Callable[[str], None]
+) -> None:
+    pipeline_toml("[tool.pytest-pipeline.budgets]\nmin_records_per_second = 1000\n")
+    pytester.makepyfile(
+        test_perf="""
+        import pytest
+
+        @pytest.mark.performance
+        def test_no_count(budget):
+            with budget.measure():
+                sum(range(1000))
+
+        @pytest.mark.performance
+        def test_with_count(budget):
+            with budget.measure(records=1000):
+                sum(range(1000))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*PipelineWarning: test_perf.py::test_no_count: min_records_per_second = 1,000 was "
+            "not checked: the measurement has no record count. Pass records= to budget.measure()*"
+        ]
+    )

@@ -165,6 +165,17 @@ def breaches(result: Result, limits: Limits) -> list[str]:
     return lines
 
 
+def unchecked_floor(result: Result, limits: Limits) -> str | None:
+    """Why a configured throughput floor could not be checked (no record count), or None."""
+    if limits.min_records_per_second is None or result.records is not None:
+        return None
+    return (
+        f"min_records_per_second = {_count(limits.min_records_per_second)} was not checked: "
+        "the measurement has no record count. Pass records= to budget.measure() / budget.run(), "
+        "or set records in the test's performance marker or its budgets.override."
+    )
+
+
 def headroom(result: Result, limits: Limits) -> float | None:
     """The smallest margin left under any limit, in % of that limit (negative: over budget)."""
     margins: list[float] = []

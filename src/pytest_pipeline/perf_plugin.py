@@ -25,6 +25,7 @@ import pytest
 
 from pytest_pipeline import budgets as _budgets
 from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.errors import PipelineWarning
 from pytest_pipeline.reporting import run_report
 from pytest_pipeline.services.fixtures import services_of
 
@@ -67,6 +68,7 @@ class Budget:
         self.result = result
         self._item.stash.setdefault(RESULTS_KEY, []).append(result)
         if not self._defer:
+            _warn_unchecked(self._item, result, self.limits)
             problems = _budgets.breaches(result, self.limits)
             if problems:
                 pytest.fail("\n".join(problems), pytrace=False)
@@ -182,6 +184,7 @@ class PerfHooks:
             self._from_benchmark(item, result)
         if not uses_budget:
             item.stash[RESULTS_KEY] = [result]
+        _warn_unchecked(item, result, limits)
         problems = _budgets.breaches(result, limits)
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)
@@ -317,3 +320,9 @@ class PerfHooks:
     def pytest_unconfigure(self) -> None:
         if self._lock_dir is not None:
             shutil.rmtree(self._lock_dir, ignore_errors=True)
+
+
+def _warn_unchecked(item: pytest.Item, result: _budgets.Result, limits: _budgets.Limits) -> None:
+    why = _budgets.unchecked_floor(result, limits)
+    if why:
+        item.warn(PipelineWarning(f"{item.nodeid}: {why}"))
