@@ -366,7 +366,19 @@ def test_dlq_count_mismatch_is_the_failure(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*AssertionError: DLQ count of Result: expected 0, got 2",
+            # What went to the DLQ, first: the records of a result object or a list.
+            "E *first 2 DLQ record(s):",
+            "E *{'bad': 0}",
+            "E *{'bad': 1}",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
             "*AssertionError: DLQ count of list: expected 1, got 3",
+            "E *first 3 DLQ record(s):",
+            "E *1",
+            "E *2",
+            "E *3",
             "*assert [[]{'bad': 0}[]] == [[][]]*",
             # a failed DLQ assertion still is the DLQ assertion
             "DLQ assertions: 3 of 3 integration tests",

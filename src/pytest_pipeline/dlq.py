@@ -51,6 +51,8 @@ class DlqTracker:
     how: list[str] = field(default_factory=list)
     # Set by the kafka fixture: counts a topic of this test by offsets; None without Kafka.
     topic_counter: Callable[[str], int | None] | None = None
+    # Set by the kafka fixture too: the name given to kafka.topic() and up to ``n`` records.
+    topic_sampler: Callable[[str, int], tuple[str, list[Any]]] | None = None
     # True when the plugin failed (or warned about) this test for the rule itself.
     violated: bool = False
 
@@ -192,8 +194,39 @@ def assert_dlq_count(source: Any, expected: int) -> None:
         )
     actual = count_of(source)
     if actual != expected:
-        label = source if isinstance(source, str) else type(source).__name__
-        raise AssertionError(f"DLQ count of {label}: expected {expected}, got {actual}")
+        label, sample = _label_and_sample(source, actual)
+        message = f"DLQ count of {label}: expected {expected}, got {actual}"
+        if sample:
+            # What went to the DLQ is what one needs to see first.
+            shown = "\n".join(f"  {_short(record)}" for record in sample)
+            message += f"\nfirst {len(sample)} DLQ record(s):\n{shown}"
+        raise AssertionError(message)
+
+
+_SAMPLE = 3
+
+
+def _short(record: Any, width: int = 200) -> str:
+    text = repr(record)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _label_and_sample(source: Any, actual: int) -> tuple[str, list[Any]]:
+    """How a failing assertion names ``source``, and up to 3 of its DLQ records."""
+    if isinstance(source, str):
+        sampler = _current.topic_sampler if _current is not None else None
+        if sampler is None or actual == 0:
+            return source, []
+        try:
+            name, records = sampler(source, min(actual, _SAMPLE))
+        except Exception:  # the count stands; a sample is a courtesy
+            return source, []
+        label = source if name == source else f"{source} (kafka.topic({name!r}))"
+        return label, records
+    records = getattr(source, "dlq_records", source)
+    if isinstance(records, (list, tuple)):
+        return type(source).__name__, list(records[:_SAMPLE])
+    return type(source).__name__, []
 
 
 class DlqFixture:

@@ -243,7 +243,10 @@ def test_dlq_topic_count_mismatch_and_foreign_topic(pytester: pytest.Pytester) -
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*DLQ count of pp-*-dead: expected 1, got 2*",
+            "*DLQ count of pp-*-dead (kafka.topic('dead')): expected 1, got 2",
+            "E *first 2 DLQ record(s):",
+            "E *{'bad': 1}",
+            "E *{'bad': 2}",
             "*'somebody-elses-topic' is not a Kafka topic of this test*",
         ],
         consecutive=False,

@@ -128,6 +128,10 @@ def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> Kafk
         tracker.topic_counter = lambda topic: (
             namespace.count(topic) if namespace.owns(topic) else None
         )
+        tracker.topic_sampler = lambda topic, n: (
+            namespace.given_name(topic),
+            namespace.consume(topic, n=n, timeout=5),
+        )
     return namespace
 
 

@@ -486,6 +486,13 @@ class KafkaNamespace:
         """Whether ``topic`` (a real name, or a name given to :meth:`topic`) is one of ours."""
         return topic in self._partition_counts or topic in self._topics
 
+    def given_name(self, topic: str) -> str:
+        """The name ``topic`` (a real name) was created with through :meth:`topic`."""
+        for name, real in self._topics.items():
+            if real == topic:
+                return name
+        return topic
+
     @property
     def topics(self) -> list[str]:
         """Real names of the topics this namespace created, in creation order."""
