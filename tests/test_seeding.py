@@ -209,3 +209,42 @@ def test_derive_seed_fits_numpy() -> None:
     values = {derive_seed(base, f"t.py::test_{i}") for base in (0, 1, 2**40) for i in range(50)}
     assert len(values) == 150
     assert all(0 <= value < 2**32 for value in values)
+
+
+def test_session_seeds_for_shared_data(
+    pytester: pytest.Pytester, pipeline_toml: Callable[[str], None]
+) -> None:
+    pipeline_toml("seed = 42")
+    pytester.makepyfile(
+        test_shared="""
+        import json, os, random
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def orders(pipeline_seeds):
+            rng = random.Random(pipeline_seeds.derive("orders"))
+            data = [rng.random() for _ in range(3)]
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            with open(f"orders-{worker}.json", "w") as f:
+                json.dump(data, f)
+            return data
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_uses(orders, pipeline_seeds, n):
+            assert pipeline_seeds.derive("orders") != pipeline_seeds.derive("customers")
+        """
+    )
+
+    def orders(*args: str) -> set[str]:
+        for old in pytester.path.glob("orders-*.json"):
+            old.unlink()
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        result.assert_outcomes(passed=4)
+        return {path.read_text() for path in pytester.path.glob("orders-*.json")}
+
+    once = orders()
+    assert len(once) == 1
+    assert orders("-n", "2") == once  # the same data in every worker
+    other = orders("--pipeline-seed", "7")
+    assert len(other) == 1
+    assert other != once

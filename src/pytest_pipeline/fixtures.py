@@ -9,6 +9,7 @@ import pytest
 
 from pytest_pipeline import config as _config
 from pytest_pipeline.dlq import DlqFixture
+from pytest_pipeline.seeding import SessionSeeds
 
 if TYPE_CHECKING:
     import pandas
@@ -78,6 +79,12 @@ def pipeline_seed(request: pytest.FixtureRequest) -> int:
     """This test's seed (``random``, numpy and Faker are already seeded with it)."""
     seed: int = request.node.stash[SEED_KEY]
     return seed
+
+
+@pytest.fixture(scope="session")
+def pipeline_seeds(pipeline_config: _config.PipelineConfig) -> SessionSeeds:
+    """Seeds for session- or module-scoped data: ``pipeline_seeds.derive(name)``."""
+    return SessionSeeds(pipeline_config.seed)
 
 
 @pytest.fixture

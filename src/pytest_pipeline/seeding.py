@@ -17,6 +17,25 @@ def derive_seed(base_seed: int, nodeid: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+class SessionSeeds:
+    """Seeds for data shared by several tests (session or module fixtures).
+
+    ``pipeline_seed`` is per test; a session fixture that builds one large data set for many
+    performance tests takes ``pipeline_seeds.derive("orders-100k")`` instead: stable for a
+    base seed, the same in every xdist worker, different per name.
+    """
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+
+    def derive(self, name: str) -> int:
+        """The seed for ``name`` (below 2**32, like test seeds)."""
+        return derive_seed(self.base, f"session:{name}")
+
+    def __repr__(self) -> str:
+        return f"SessionSeeds(base={self.base})"
+
+
 def seed_everything(seed: int) -> list[str]:
     """Seed ``random``, and numpy and Faker when the test session has imported them.
 
