@@ -118,7 +118,7 @@ def prune(filters: set[tuple[tuple[str, str], ...]]) -> None:
                     ident = entry.get("Id") or entry.get("Name")
                     docker("DELETE", delete.format(ident))
                     print(f"removed {kind} {ident}", flush=True)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # keep pruning the other filters
                 print(f"could not prune {kind}s: {exc}", file=sys.stderr, flush=True)
 
 

@@ -299,7 +299,7 @@ def _watched(code: CodeType) -> frozenset[int]:
 
 
 #: Folders no project's own DLQ assert lives in (virtualenvs are recognised by pyvenv.cfg).
-_NOT_PROJECT_DIRS = frozenset({"site-packages", "node_modules", "__pycache__", "build", "dist"})
+_NOT_PROJECT_DIRS = frozenset({"site-packages", "node_modules", "__pycache__"})
 
 
 @lru_cache(maxsize=64)
@@ -333,15 +333,19 @@ class PlainAssertWatcher:
 
     On Python 3.11 the watch is a ``sys.settrace`` hook, which slows every Python call in the
     test (importing a large library inside it takes about 3x as long). It is set only when a
-    file under ``rootdir`` holds such an assert at all: a project that counts its DLQ with
+    file under ``rootdir`` (or the test's own file) holds such an assert at all: a project that
+    counts its DLQ with
     ``dlq.assert_count`` pays nothing.
     """
 
     TOOL_NAME = "pytest-pipeline"
 
-    def __init__(self, tracker: DlqTracker, rootdir: Path | None = None) -> None:
+    def __init__(
+        self, tracker: DlqTracker, rootdir: Path | None = None, test_file: Path | None = None
+    ) -> None:
         self.tracker = tracker
         self.rootdir = rootdir
+        self.test_file = test_file
         self._previous: Any = None
         self._previous_threading: Any = None
         self._tool: int | None = None
@@ -423,11 +427,16 @@ class PlainAssertWatcher:
         _tracing.append(self)
 
     def __enter__(self) -> PlainAssertWatcher:
-        if not self._start_monitoring() and (
-            self.rootdir is None or plain_assert_files(str(self.rootdir))
-        ):
+        if not self._start_monitoring() and self._may_hold_plain_asserts():
             self._start_tracing()
         return self
+
+    def _may_hold_plain_asserts(self) -> bool:
+        if self.rootdir is None:
+            return True
+        # The test's own file counts even when it lives outside the rootdir.
+        in_test = self.test_file is not None and bool(dlq_assert_lines(str(self.test_file)))
+        return in_test or bool(plain_assert_files(str(self.rootdir)))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._tool is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,7 +117,7 @@ class PipelineSession:
         tracker = item.stash.get(TRACKER_KEY, None)
         if tracker is None or not self._rule_applies(item):
             return (yield)
-        with _dlq.PlainAssertWatcher(tracker, self.resolved.rootdir):
+        with _dlq.PlainAssertWatcher(tracker, self.resolved.rootdir, Path(item.path)):
             result = yield  # a failing test raises here and the rule has nothing to add
         if not tracker.asserted:
             tracker.violated = True

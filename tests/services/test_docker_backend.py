@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -55,8 +56,14 @@ pytestmark = [
 
 
 @pytest.fixture
-def engine_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def engine_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Give the example runs the real engine and the offline reaper back."""
+    # Their run directories stay apart from those of tests running in parallel (which check
+    # that their own runs leave none). Only subprocesses see it: this process keeps the
+    # temp dir it already uses (gettempdir() caches its first answer).
+    tempfile.gettempdir()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.delenv("DOCKER_HOST")
     for name, value in ENGINE_ENV.items():
         monkeypatch.setenv(name, value)
@@ -235,6 +242,18 @@ def test_killed_pytest_is_cleaned_up_by_the_reaper(
         # xdist workers outlive a killed controller (they sleep in the test): end them too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+    # The killed run's directory (the reaper cannot reach it) goes with the next run.
+    runs = Path(os.environ["TMPDIR"], f"pytest-pipeline-{os.getuid()}")
+    assert len(list(runs.glob("run-*"))) == 1
+    marker.unlink()
+    pytester.makepyfile(
+        test_hang="""
+        def test_next(kafka_service):
+            pass
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+    assert list(runs.glob("run-*")) == []
 
 
 def test_missing_image_names_the_image_and_the_setting(

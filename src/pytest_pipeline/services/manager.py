@@ -9,6 +9,7 @@ if the run owner dies without doing so (Ctrl-C, ``kill -9``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -152,11 +153,13 @@ class ServiceManager:
         self._failed: dict[str, BaseException] = {}
         self._engine_answer: Engine | None = None
         self._docker_ready = False
-        # Set when this process started a container: the xdist controller then starts the
-        # reaper (see ServiceHooks), so runs that start none never pay for one.
+        # Set when this process started a container: carried to the xdist controller, which
+        # then shows its reaper's note (if any) once.
         self.containers_started = False
-        # Set in xdist workers: the owner's testcontainers session (see services.docker).
+        # Set in xdist workers: the owner's testcontainers session (see services.docker) and
+        # its reading of `auto` (a worker's own probe might answer differently under load).
         self.docker_session: str | None = None
+        self.auto_docker: bool | None = None
         # Lines for the terminal, carried to the xdist controller on the next test report.
         self.notes: list[str] = []
         self.kept: list[str] = []
@@ -189,7 +192,13 @@ class ServiceManager:
             self._engine_answer = docker.probe(1.0)
         return self._engine_answer
 
+    def auto_picks_docker(self) -> bool:
+        """Whether ``auto`` means docker in this run (decided once, by the run's owner)."""
+        return self._engine_answers()
+
     def _engine_answers(self) -> bool:
+        if self.auto_docker is not None:
+            return self.auto_docker  # the xdist controller's decision, alike in every worker
         # Someone who installed only the local extra gets local servers, Docker running or not.
         import importlib.util
 
@@ -304,14 +313,15 @@ class ServiceManager:
             return
         from pytest_pipeline.services import docker
 
-        self._docker_ready = True
-        docker.reap_stale()
-        if self.docker_session is not None:
-            docker.adopt_session(self.docker_session)
-        elif self.run.is_owner:
-            note = docker.ensure_reaper()
+        with contextlib.suppress(Exception):  # what it cannot reap now, the next run will
+            docker.reap_stale()
+        if self.run.is_owner:
+            note = docker.ensure_reaper(timeout=self.resolved.startup_timeout)
             if note:
                 self.notes.append(note)
+        else:
+            docker.adopt_session(self.docker_session)
+        self._docker_ready = True
 
     def _start_container(self, name: str) -> Any:
         from pytest_pipeline.services import docker

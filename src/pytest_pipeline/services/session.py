@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.errors import PipelineError
 from pytest_pipeline.reporting import write_notes
 from pytest_pipeline.services.fixtures import CALL_FAILED_KEY, MANAGER_KEY, services_of
 from pytest_pipeline.services.manager import RunInfo, ServiceManager
@@ -32,10 +33,12 @@ class ServiceHooks:
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None:
             self.manager.docker_session = workerinput.get("pipeline_docker_session")
+            self.manager.auto_docker = workerinput.get("pipeline_auto_docker")
         config.stash[MANAGER_KEY] = self.manager
         self.kept: list[str] = []
         self._docker_session: str | None = None
         self._reaper: threading.Thread | None = None
+        self._docker_checked = False
         self._reaper_note: str | None = None
         self._reaper_reported = False
 
@@ -43,20 +46,30 @@ class ServiceHooks:
     def pytest_configure_node(self, node: Any) -> None:
         # xdist controller: every worker shares this run's directory and owner pid.
         node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
-        if self._docker_session is None and self.manager.uses_docker():
+        if self.manager.resolved.backend == "auto":
+            node.workerinput["pipeline_auto_docker"] = self.manager.auto_picks_docker()
+        if not self._docker_checked and self.manager.uses_docker():
+            self._docker_checked = True
             # Containers must live as long as this process, not as long as the worker that
             # started them: workers label them with this process's session, whose reaper
             # starts here, in the background, while the workers boot.
-            self._docker_session = self.manager.docker_owner_session()
-            self._reaper = threading.Thread(target=self._start_reaper, daemon=True)
-            self._reaper.start()
+            try:
+                self._docker_session = self.manager.docker_owner_session()
+            except PipelineError as exc:  # e.g. no docker extra: each test says so itself
+                self._reaper_note = str(exc)
+            else:
+                self._reaper = threading.Thread(target=self._start_reaper, daemon=True)
+                self._reaper.start()
         if self._docker_session is not None:
             node.workerinput["pipeline_docker_session"] = self._docker_session
 
     def _start_reaper(self) -> None:
         from pytest_pipeline.services import docker
 
-        self._reaper_note = docker.ensure_reaper()
+        try:
+            self._reaper_note = docker.ensure_reaper(timeout=self.manager.resolved.startup_timeout)
+        except Exception as exc:  # a background thread: never a bare traceback
+            self._reaper_note = f"docker: the reaper did not start: {exc}"
 
     def _write(self, line: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")

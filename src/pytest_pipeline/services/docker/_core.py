@@ -15,16 +15,18 @@ the pytest-xdist controller), whichever process started it:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_pipeline._optional import require
 from pytest_pipeline.config import SERVICE_ENV, ServiceConfig
-from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.errors import PipelineError, ServiceError
 from pytest_pipeline.services.docker import _engine, _specs
 from pytest_pipeline.services.endpoints import Endpoint, endpoint_from_dict, endpoint_to_dict
 from pytest_pipeline.services.local import _proc
@@ -33,7 +35,9 @@ LABEL_RUN = "pytest-pipeline.run"
 LABEL_OWNER = "pytest-pipeline.owner"
 LABEL_SERVICE = "pytest-pipeline.service"
 _PORT_ATTEMPTS = 4
-_PORT_CONFLICT = re.compile(r"port is already allocated|address already in use|bind", re.I)
+_PORT_CONFLICT = re.compile(
+    r"port is already allocated|address already in use|failed to bind|bind for", re.I
+)
 _OFFLINE_HINT = (
     "without a registry, build compatible images with scripts/docker-test-images --env "
     "(see docs/docker.md)"
@@ -73,9 +77,23 @@ class ContainerRecord:
         )
 
 
+def _machine() -> str:
+    """Where pids mean the same: host name, boot and pid namespace.
+
+    Two CI jobs in separate pid namespaces may share one engine (and, with host networking,
+    one host name); neither may take the other's containers for a dead run's.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        boot, namespace = "?", 0
+    return f"{socket.gethostname()}:{boot}:{namespace}"
+
+
 def owner_label(root_pid: int) -> str:
-    """``host/pid/start-time`` of the run owner: identifies it across pid reuse."""
-    return f"{socket.gethostname()}/{root_pid}/{_proc.start_time(root_pid) or '?'}"
+    """``machine/pid/start-time`` of the run owner: identifies it across pid reuse."""
+    return f"{_machine()}/{root_pid}/{_proc.start_time(root_pid) or '?'}"
 
 
 # --------------------------------------------------------------------------- testcontainers
@@ -99,11 +117,12 @@ _reaper_lock = threading.Lock()
 _reaper_note: list[str] = []
 
 
-def ensure_reaper() -> str | None:
+def ensure_reaper(timeout: float = 60.0) -> str | None:
     """Start testcontainers' reaper in this (owner) process; a note if it cannot run.
 
-    Without a reaper, containers still go at the end of the run (our teardown) and, after a
-    killed run, at the start of the next one.
+    Its image is checked (and pulled) within ``timeout`` like a service's. Without a reaper,
+    containers still go at the end of the run (our teardown) and, after a killed run, at the
+    start of the next one.
     """
     with _reaper_lock:
         if _reaper_note:
@@ -114,6 +133,12 @@ def ensure_reaper() -> str | None:
         note = ""
         if not testcontainers_config.ryuk_disabled:
             try:
+                _ensure_image(
+                    _client(),
+                    "reaper",
+                    testcontainers_config.ryuk_image,
+                    time.monotonic() + timeout,
+                )
                 module.Reaper.get_instance()
             except Exception as exc:
                 # Do not let every container start try again (each try waits for the image).
@@ -130,17 +155,24 @@ def ensure_reaper() -> str | None:
 
 def owner_session() -> str:
     """This owner's testcontainers session id, for its xdist workers to label containers with."""
+    _testcontainers()
     from testcontainers.core import labels
 
     return str(labels.SESSION_ID)
 
 
-def adopt_session(session_id: str) -> None:
-    """In an xdist worker: label containers with the owner's session; the owner reaps them."""
+def adopt_session(session_id: str | None) -> None:
+    """In an xdist worker: label containers with the owner's session; the owner reaps them.
+
+    Without one (the owner could not load testcontainers), the worker still starts no reaper
+    of its own: it would take the shared containers along when this worker finishes.
+    """
+    _testcontainers()
     from testcontainers.core import labels
     from testcontainers.core.config import testcontainers_config
 
-    labels.SESSION_ID = session_id
+    if session_id is not None:
+        labels.SESSION_ID = session_id
     testcontainers_config.ryuk_disabled = True
 
 
@@ -154,12 +186,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _setting_names(service: str) -> str:
+    if service == "reaper":
+        return "RYUK_CONTAINER_IMAGE"
     variable = SERVICE_ENV[(service, "image")]
     return f"services.{service}.image in [tool.pytest-pipeline] or {variable}"
 
 
 def _ensure_image(client: Any, service: str, image: str, deadline: float) -> None:
     import docker.errors
+    from testcontainers.core.config import testcontainers_config
+
+    # testcontainers creates containers from the prefixed name (a registry mirror).
+    image = testcontainers_config.hub_image_name_prefix + image
 
     try:
         client.images.get(image)
@@ -193,6 +231,21 @@ def start(
     service: ServiceConfig, *, host_network: bool, timeout: float, labels: dict[str, str]
 ) -> ContainerRecord:
     """Start ``service``'s container and wait (at most ``timeout`` s) until it answers."""
+    try:
+        return _start(service, host_network=host_network, timeout=timeout, labels=labels)
+    except PipelineError:
+        raise
+    except Exception as exc:
+        # The Docker SDK's own failures (a lost connection, a read timeout): one readable line.
+        raise ServiceError(
+            f"docker {service.name}: talking to the engine failed: {_first_line(exc)} "
+            f"({type(exc).__name__}). Check the engine (docker info) and its log."
+        ) from None
+
+
+def _start(
+    service: ServiceConfig, *, host_network: bool, timeout: float, labels: dict[str, str]
+) -> ContainerRecord:
     began = time.monotonic()
     deadline = began + timeout
     name = service.name
@@ -233,6 +286,9 @@ def start(
                     else "Check the image and the engine's log."
                 )
             ) from None
+        except BaseException:
+            _remove_quietly(container)  # created, perhaps started: not ours to leave behind
+            raise
         try:
             _await_ready(container, spec, deadline, timeout)
         except BaseException:
@@ -301,19 +357,20 @@ def reap_stale() -> list[str]:
         return []
     import docker.errors
 
-    host = socket.gethostname()
+    machine = _machine()
     removed: list[str] = []
     try:
         containers = _client().containers.list(all=True, filters={"label": LABEL_OWNER})
     except docker.errors.DockerException:
         return []
     for container in containers:
-        owner_host, _, rest = container.labels.get(LABEL_OWNER, "").partition("/")
+        owner_machine, _, rest = container.labels.get(LABEL_OWNER, "").partition("/")
         pid_text, _, started = rest.partition("/")
-        if owner_host != host or not pid_text.isdigit():
+        # Only where the owner's pid can be judged: this machine, and a known start time.
+        if owner_machine != machine or "?" in owner_machine or not pid_text.isdigit():
             continue
-        if _proc.start_time(int(pid_text)) == started:
-            continue  # the owner still runs
+        if started == "?" or _proc.start_time(int(pid_text)) == started:
+            continue  # the owner still runs (or cannot be told apart from a new process)
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True, v=True)
             removed.append(container.short_id)

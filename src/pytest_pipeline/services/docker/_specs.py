@@ -39,10 +39,11 @@ DEFAULT_IMAGES = {
     "s3": "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z",
 }
 DEFAULT_REAPER_IMAGE = "testcontainers/ryuk:0.8.1"
-DEFAULT_S3_COMMAND = "server /data --address {host}:{port}"
+# The console gets a loopback port too: with host networking it would listen everywhere.
+DEFAULT_S3_COMMAND = "server /data --address {host}:{port} --console-address {host}:{console_port}"
 DEFAULT_S3_HEALTH = "/minio/health/live"
 #: How many host ports each service needs (Kafka: the broker and its KRaft controller).
-PORTS_NEEDED = {"postgres": 1, "kafka": 2, "s3": 1}
+PORTS_NEEDED = {"postgres": 1, "kafka": 2, "s3": 2}
 LOOPBACK = "127.0.0.1"
 
 
@@ -130,17 +131,19 @@ def _kafka(service: ServiceConfig, ports: list[int], host_network: bool) -> Cont
 
 
 def _s3(service: ServiceConfig, ports: list[int], host_network: bool) -> ContainerSpec:
-    (port,) = ports
+    port, console_port = ports
     template = service.command or DEFAULT_S3_COMMAND
     try:
         command = shlex.split(
-            template.format(host=LOOPBACK if host_network else "0.0.0.0", port=port)
+            template.format(
+                host=LOOPBACK if host_network else "0.0.0.0", port=port, console_port=console_port
+            )
         )
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(
             f"pytest-pipeline: services.s3.command {template!r} is not a valid command "
             f"template ({exc}); use {{host}} and {{port}} for the address the server must "
-            f"listen on, e.g. {DEFAULT_S3_COMMAND!r}."
+            f"listen on (and {{console_port}} for a second port), e.g. {DEFAULT_S3_COMMAND!r}."
         ) from None
     access_key, secret_key = "pytest-pipeline", secrets.token_urlsafe(18)
     health = service.health_path or DEFAULT_S3_HEALTH
