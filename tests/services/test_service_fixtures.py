@@ -281,6 +281,9 @@ def _run_until_ready(
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # A suite started in the background (CI scripts, `cmd &`) inherits an ignored SIGINT,
+        # which Python keeps: give the run the Ctrl-C a terminal would deliver.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not ready.exists():
