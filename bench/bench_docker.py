@@ -13,14 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_pipeline.config import SERVICES, ServiceConfig
+from pytest_pipeline.config import SERVICE_ENV, SERVICES, ServiceConfig
 from pytest_pipeline.services import docker, local
 
 ROUNDS = 3
 
 
 def _service(name: str) -> ServiceConfig:
-    return ServiceConfig(name=name, image=os.environ.get(f"PYTEST_PIPELINE_{name.upper()}_IMAGE"))
+    return ServiceConfig(name=name, image=os.environ.get(SERVICE_ENV[(name, "image")]))
 
 
 def _docker_start(name: str) -> float:

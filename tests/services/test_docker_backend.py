@@ -76,14 +76,14 @@ def engine_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def project(pytester: pytest.Pytester, engine_env: None) -> Callable[..., None]:
     """An example project on the docker backend with the test images."""
 
-    def write(extra: str = "", s3: str = "") -> None:
+    def write(extra: str = "", s3: str = "", backend: str = "docker") -> None:
         tables = {name: f'{{ image = "{image}" }}' for name, image in IMAGES.items()}
         if s3:
             tables["s3"] = s3
         images = "\n".join(f"{name} = {table}" for name, table in tables.items())
         pytester.makepyprojecttoml(
             "[tool.pytest-pipeline]\nseed = 7\n[tool.pytest-pipeline.services]\n"
-            f'backend = "docker"\nstartup_timeout = 60\n{images}\n{textwrap.dedent(extra)}'
+            f'backend = "{backend}"\nstartup_timeout = 60\n{images}\n{textwrap.dedent(extra)}'
         )
 
     return write
@@ -257,9 +257,8 @@ def test_killed_pytest_is_cleaned_up_by_the_reaper(
 
 
 def test_missing_image_names_the_image_and_the_setting(
-    pytester: pytest.Pytester, project: Callable[..., None]
+    pytester: pytest.Pytester, engine_env: None
 ) -> None:
-    project()
     pytester.makepyprojecttoml(
         '[tool.pytest-pipeline.services]\nbackend = "docker"\nstartup_timeout = 20\n'
         'postgres = { image = "pytest-pipeline-test/no-such-image:0" }\n'
@@ -317,10 +316,7 @@ def test_doctor_reports_engine_and_images(
 def test_auto_picks_docker_when_the_engine_answers(
     pytester: pytest.Pytester, project: Callable[..., None]
 ) -> None:
-    project('backend = "auto"')
-    pytester.makepyprojecttoml(
-        (pytester.path / "pyproject.toml").read_text().replace('backend = "docker"\n', "")
-    )
+    project(backend="auto")
     pytester.makepyfile(
         test_kafka="""
         def test_kafka(kafka, dlq):

@@ -181,7 +181,7 @@ class ServiceManager:
             return "external"
         backend = self.resolved.backend
         if backend == "auto":
-            return "docker" if self._engine_answers() else "local"
+            return "docker" if self.auto_picks_docker() else "local"
         return backend
 
     def _engine(self) -> Engine:
@@ -194,9 +194,6 @@ class ServiceManager:
 
     def auto_picks_docker(self) -> bool:
         """Whether ``auto`` means docker in this run (decided once, by the run's owner)."""
-        return self._engine_answers()
-
-    def _engine_answers(self) -> bool:
         if self.auto_docker is not None:
             return self.auto_docker  # the xdist controller's decision, alike in every worker
         # Someone who installed only the local extra gets local servers, Docker running or not.
@@ -207,12 +204,6 @@ class ServiceManager:
     def uses_docker(self) -> bool:
         """Whether any service of this session would run in a container."""
         return any(self.backend_for(name) == "docker" for name in SERVICES)
-
-    def docker_owner_session(self) -> str:
-        """xdist controller: the testcontainers session its workers label containers with."""
-        from pytest_pipeline.services import docker
-
-        return docker.owner_session()
 
     def get(self, name: str) -> Service:
         """The running service ``name``, started (once per run) if needed."""

@@ -53,8 +53,10 @@ class ServiceHooks:
             # Containers must live as long as this process, not as long as the worker that
             # started them: workers label them with this process's session, whose reaper
             # starts here, in the background, while the workers boot.
+            from pytest_pipeline.services import docker
+
             try:
-                self._docker_session = self.manager.docker_owner_session()
+                self._docker_session = docker.owner_session()
             except PipelineError as exc:  # e.g. no docker extra: each test says so itself
                 self._reaper_note = str(exc)
             else:
