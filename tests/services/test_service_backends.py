@@ -232,7 +232,7 @@ def test_missing_service_errors_or_skips(
         ]
     )
     out = result.stdout.str()
-    assert 'pip install "pytest-pipeline[local]"' in out
+    assert 'pip install "pytest-pipeline[local]>=1.0"' in out
     assert "PYTEST_PIPELINE_KAFKA_BOOTSTRAP" in out
 
 

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from pytest_pipeline.masking import Secret, SecretURL
+
 
 @dataclass(frozen=True)
 class PostgresEndpoint:
@@ -23,16 +25,25 @@ class PostgresEndpoint:
     dbname: str = "postgres"
     # libpq parameters of an external URL, e.g. "sslmode=require" (kept on every DSN).
     query: str = ""
+    # Seconds one of the plugin's own admin statements may take: services.startup_timeout.
+    timeout: float = 60.0
 
-    def dsn(self, dbname: str | None = None) -> str:
-        """A libpq URL for ``dbname`` (the admin database by default)."""
+    def __post_init__(self) -> None:
+        # Also when read back from the shared state file (xdist workers): repr() masks it.
+        object.__setattr__(self, "password", Secret(self.password))
+
+    def dsn(self, dbname: str | None = None) -> SecretURL:
+        """A libpq URL for ``dbname`` (the admin database by default).
+
+        A ``str`` for every client; its ``repr`` (pytest's displays) masks the password.
+        """
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = f"?{self.query}" if self.query else ""
         database = quote(dbname or self.dbname, safe="")
-        return f"postgresql://{auth}@{host}:{self.port}/{database}{query}"
+        return SecretURL(f"postgresql://{auth}@{host}:{self.port}/{database}{query}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,11 @@ class S3Endpoint:
     access_key: str
     secret_key: str = field(repr=False)
     region: str = "us-east-1"
+    # Seconds one request may take in all (connects, reads, retries): services.startup_timeout.
+    timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "secret_key", Secret(self.secret_key))
 
 
 Endpoint = PostgresEndpoint | KafkaEndpoint | S3Endpoint

@@ -6,6 +6,9 @@ code path for startup errors, ``services.missing``, cleanup and ``--pipeline-kee
 
 from __future__ import annotations
 
+import logging
+import shlex
+import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,7 +18,7 @@ import pytest
 from pytest_pipeline import dlq as _dlq
 from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.errors import PipelineError
-from pytest_pipeline.services.external import mask_secrets
+from pytest_pipeline.masking import Secret, has_secrets, mask_secrets
 from pytest_pipeline.services.manager import Service, ServiceManager, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -76,7 +79,7 @@ class _NamespaceKind:
     """How one service opens a test's namespace and says what it kept."""
 
     open: Callable[[Service, str, PipelineConfig], Any]
-    kept: Callable[[Any], str]
+    kept: Callable[[Any, Service], str]
 
 
 def _namespace_fixture(name: str, kind: _NamespaceKind) -> Any:
@@ -95,7 +98,7 @@ def _namespace_fixture(name: str, kind: _NamespaceKind) -> Any:
         keep = manager.resolved.keep_failed and request.node.stash.get(CALL_FAILED_KEY, False)
         namespace.close(delete=not keep)
         if keep:
-            manager.kept.append(f"{request.node.nodeid}: {kind.kept(namespace)}")
+            manager.kept.append(f"{request.node.nodeid}: {kind.kept(namespace, service)}")
 
     namespace_fixture.__doc__ = f"This test's own {name} namespace, dropped after the test."
     return namespace_fixture
@@ -105,10 +108,12 @@ def _namespace_fixture(name: str, kind: _NamespaceKind) -> Any:
 
 
 def _open_postgres(service: Service, prefix: str, resolved: PipelineConfig) -> PostgresDatabase:
+    from pytest_pipeline.services import schema
     from pytest_pipeline.services.postgres import create_database
 
     assert service.endpoint.__class__.__name__ == "PostgresEndpoint"
-    return create_database(service.endpoint, prefix)  # type: ignore[arg-type]
+    loaded = schema.from_config(resolved)  # read and hashed once per process
+    return create_database(service.endpoint, prefix, loaded)  # type: ignore[arg-type]
 
 
 def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> KafkaNamespace:
@@ -124,7 +129,7 @@ def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> Kafk
     )
     tracker = _dlq.current()
     if tracker is not None:
-        # Lets dlq.assert_count(topic, n) count this test's topics by offsets.
+        # Lets dlq.assert_count(topic, n) count this test's topics (as kafka.count does).
         tracker.topic_counter = lambda topic: (
             namespace.count(topic) if namespace.owns(topic) else None
         )
@@ -141,18 +146,40 @@ def _open_s3(service: Service, prefix: str, resolved: PipelineConfig) -> S3Names
     return S3Namespace(service.endpoint, prefix)  # type: ignore[arg-type]
 
 
-def _kept_postgres(db: PostgresDatabase) -> str:
-    return f"postgres database {db.name}: psql {mask_secrets(db.dsn, ())}"
+# Servers this run started have random credentials that die with them: printing those lets
+# a person paste the command. An external server's stay masked (the user has them).
+_THROWAWAY = "(throwaway credentials of a server this run started)"
 
 
-def _kept_kafka(namespace: KafkaNamespace) -> str:
+def _throwaway(service: Service) -> bool:
+    return service.backend in ("local", "docker")
+
+
+def _kept_postgres(db: PostgresDatabase, service: Service) -> str:
+    if _throwaway(service):
+        return f"postgres database {db.name}: psql {shlex.quote(str(db.dsn))} {_THROWAWAY}"
+    return (
+        f"postgres database {db.name}: psql {mask_secrets(db.dsn)} "
+        "(*** is the password of services.postgres.url)"
+    )
+
+
+def _kept_kafka(namespace: KafkaNamespace, service: Service) -> str:
     topics = ", ".join(namespace.topics) or "(no topics)"
     return f"kafka topics {topics} on {namespace.bootstrap_servers}"
 
 
-def _kept_s3(namespace: S3Namespace) -> str:
+def _kept_s3(namespace: S3Namespace, service: Service) -> str:
     buckets = ", ".join(namespace.buckets) or "(no buckets)"
-    return f"s3 buckets {buckets} at {namespace.endpoint_url}"
+    line = f"s3 buckets {buckets} at {namespace.endpoint_url}"
+    if not _throwaway(service):
+        return line
+    endpoint = namespace.endpoint
+    return (
+        f"{line}: AWS_ACCESS_KEY_ID={shlex.quote(endpoint.access_key)} "
+        f"AWS_SECRET_ACCESS_KEY={shlex.quote(str(endpoint.secret_key))} "
+        f"aws --endpoint-url {shlex.quote(namespace.endpoint_url)} s3 ls {_THROWAWAY}"
+    )
 
 
 postgres_service = _service_fixture("postgres")
@@ -161,3 +188,126 @@ s3_service = _service_fixture("s3")
 postgres = _namespace_fixture("postgres", _NamespaceKind(_open_postgres, _kept_postgres))
 kafka = _namespace_fixture("kafka", _NamespaceKind(_open_kafka, _kept_kafka))
 s3 = _namespace_fixture("s3", _NamespaceKind(_open_s3, _kept_s3))
+
+
+# --------------------------------------------------------------------------- secrets in output
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """Explain a comparison involving a secret string without showing the secret.
+
+    pytest's own text diff works on the string's characters, not on its ``repr``.
+    """
+    if not isinstance(left, Secret) and not isinstance(right, Secret):
+        return None
+    lines = [f"{left!r} {op} {right!r}"]
+    if op == "==" and isinstance(left, str) and isinstance(right, str):
+        import difflib
+
+        # As pytest's: "-" is the expected (right) side, "+" the value tested (left).
+        expected, actual = mask_secrets(right), mask_secrets(left)
+        lines += ["", *(line.rstrip("\n") for line in difflib.ndiff([expected], [actual]))]
+    return lines
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Last pass over every report: no recorded secret reaches the terminal or junit XML.
+
+    Catches what a ``repr`` cannot: strings derived from a secret (``dsn + "?x"``), printed
+    output, and text diffs pytest makes of fields (a dataclass holding a password).
+    """
+    report = yield
+    scrub_report(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same last pass over collection errors."""
+    report = yield
+    scrub_report(report)
+    return report
+
+
+def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Replace every recorded secret in ``report``'s failure text and captured output.
+
+    Also the xfail reason (``-rA``, junit ``<skipped message>``) and ``record_property``
+    values (junit ``<property value>``).
+    """
+    if not has_secrets():
+        return
+    report.longrepr = _scrub(report.longrepr, set())
+    report.sections = [(title, mask_secrets(content)) for title, content in report.sections]
+    if not isinstance(report, pytest.TestReport):
+        return
+    reason = getattr(report, "wasxfail", None)  # set only on xfail outcomes
+    if isinstance(reason, str):
+        report.wasxfail = mask_secrets(reason)
+    if report.user_properties:
+        report.user_properties = [(n, _scrub_value(v)) for n, v in report.user_properties]
+
+
+def _scrub_value(value: object) -> object:
+    # junit XML shows str(value) of any object: keep the object unless its text holds a secret.
+    text = str(value)
+    masked = mask_secrets(text)
+    return value if masked == text else masked
+
+
+def _scrub(value: Any, seen: set[int]) -> Any:
+    # pytest's failure representations are trees of small objects holding strings
+    # (_pytest._code.code.ReprEntry lines, ReprFuncArgs, ReprFileLocation ...).
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if id(value) in seen:
+        return value
+    seen.add(id(value))
+    if isinstance(value, list):
+        value[:] = [_scrub(item, seen) for item in value]
+    elif isinstance(value, tuple):
+        return tuple(_scrub(item, seen) for item in value)
+    elif type(value).__module__.startswith("_pytest.") and hasattr(value, "__dict__"):
+        for name, attribute in list(vars(value).items()):
+            object.__setattr__(value, name, _scrub(attribute, seen))
+    return value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: warnings.WarningMessage) -> None:
+    """Mask the warning before the terminal summary (or an xdist worker) reads it."""
+    if not has_secrets():
+        return
+    message = warning_message.message
+    text = str(message)
+    masked = mask_secrets(text)
+    if masked == text:
+        return
+    try:
+        warning_message.message = type(message)(masked)
+    except Exception:  # a warning class whose constructor takes other arguments
+        warning_message.message = Warning(masked)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mask what pytest's live log (``--log-cli-level``) and ``--log-file`` write.
+
+    "Captured log" sections are masked with the report; these two handlers write at once.
+    """
+    plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler"):
+        handler = getattr(plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            _mask_handler_output(handler)
+
+
+def _mask_handler_output(handler: logging.Handler) -> None:
+    plain_format = handler.format
+
+    def format(record: logging.LogRecord) -> str:
+        text = plain_format(record)
+        return mask_secrets(text) if has_secrets() else text
+
+    handler.format = format  # type: ignore[method-assign]

@@ -48,6 +48,9 @@ class ServiceHooks:
         node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
         if self.manager.resolved.backend == "auto":
             node.workerinput["pipeline_auto_docker"] = self.manager.auto_picks_docker()
+            # The controller runs no test to carry its line (why auto falls back): say it now.
+            write_notes(self.config, self.manager.notes)
+            self.manager.notes.clear()
         if not self._docker_checked and self.manager.uses_docker():
             self._docker_checked = True
             # Containers must live as long as this process, not as long as the worker that
@@ -89,6 +92,10 @@ class ServiceHooks:
         report = yield
         if report.when == "call":
             item.stash[CALL_FAILED_KEY] = report.failed
+        if report.failed and report.when in ("setup", "call"):
+            # "Connection refused" alone hides the cause: say that the server died, and why.
+            for message in self._dead_servers(services_of(item)):
+                report.sections.append(("pytest-pipeline: a server died", message))
         # Plain attributes reach the xdist controller with the report.
         if self.manager.notes:
             report.pipeline_notes = list(self.manager.notes)  # type: ignore[attr-defined]
@@ -100,6 +107,25 @@ class ServiceHooks:
             report.pipeline_kept = list(self.manager.kept)  # type: ignore[attr-defined]
             self.manager.kept.clear()
         return report
+
+    def _dead_servers(self, names: list[str]) -> list[str]:
+        """What :func:`local.died` says of this run's local servers of ``names`` that died."""
+        if not names:
+            return []
+        from pytest_pipeline import _safedir
+
+        state = _safedir.read_json(self.manager.run.run_dir / "state.json") or {}
+        messages: list[str] = []
+        for name in names:
+            record = (state.get(name) or {}).get("record") or {}
+            if "watchdog_pid" not in record:  # not a local server (a container, external)
+                continue
+            from pytest_pipeline.services import local
+
+            message = local.died(local.ServerRecord.from_dict(record))
+            if message:
+                messages.append(message)
+        return messages
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         write_notes(self.config, getattr(report, "pipeline_notes", ()))

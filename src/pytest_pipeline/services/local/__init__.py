@@ -9,6 +9,24 @@ probe a server.
 from __future__ import annotations
 
 from pytest_pipeline.services.local._common import Availability, ServerRecord
-from pytest_pipeline.services.local._core import availability, reap_stale, start, stop
+from pytest_pipeline.services.local._core import (
+    adopt,
+    availability,
+    died,
+    reap_leftovers,
+    reap_stale,
+    start,
+    stop,
+)
 
-__all__ = ["Availability", "ServerRecord", "availability", "reap_stale", "start", "stop"]
+__all__ = [
+    "Availability",
+    "ServerRecord",
+    "adopt",
+    "availability",
+    "died",
+    "reap_leftovers",
+    "reap_stale",
+    "start",
+    "stop",
+]

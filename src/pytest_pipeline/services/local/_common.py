@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_pipeline import _safedir
+from pytest_pipeline._safedir import OWNER_FILE as OWNER_FILE
+from pytest_pipeline._safedir import cache_root as cache_root
 from pytest_pipeline.services.endpoints import (
     Endpoint,
     endpoint_from_dict,
     endpoint_to_dict,
 )
 from pytest_pipeline.services.local import _proc
-
-#: Written into every directory we create outside the work directory; its content is the
-#: work directory's path, which proves the directory is ours before anything removes it.
-OWNER_FILE = ".pytest-pipeline-owner"
 
 
 @dataclass(frozen=True)
@@ -101,21 +100,14 @@ class Launcher(Protocol):
         ...
 
 
-def cache_root() -> Path:
-    """The user's cache directory for pytest-pipeline (``$XDG_CACHE_HOME`` or ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "pytest-pipeline")
-
-
 def _temp_root(tmp_root: Path | None) -> Path:
     return Path(tmp_root) if tmp_root is not None else Path(tempfile.gettempdir())
 
 
 def state_dir(tmp_root: Path | None = None) -> Path:
     """Our per-user directory in the temp root (registry of servers, scratch data); created
-    on first use."""
-    # 0711: an unprivileged server user may pass through to its own data directory.
-    return _proc.private_dir(_temp_root(tmp_root) / f"pytest-pipeline-{os.geteuid()}", 0o711)
+    on first use, and checked (ours, no symlink, writable by us only) every time."""
+    return _safedir.user_dir(_temp_root(tmp_root))
 
 
 def registry_path(tmp_root: Path | None = None) -> Path:
@@ -153,7 +145,7 @@ class Workspace:
         """A fresh work directory in ``run_dir``, registered before anything else exists."""
         token = os.urandom(6).hex()
         workdir = run_dir / f"{service}-{token}"
-        _proc.private_dir(state_dir() / "servers", 0o700)
+        _safedir.private_dir(state_dir() / "servers", 0o700)
         ws = cls(service, workdir, root_pid, root_start, deadline, registry_entry(workdir))
         ws.save()
         workdir.mkdir(mode=0o700)
@@ -193,7 +185,9 @@ class Workspace:
         self.cleanup.append(path)
         self.save()
         path.mkdir(mode=0o700)
-        (path / OWNER_FILE).write_text(str(self.workdir), encoding="utf-8")
+        # Names the run, so a later run can remove it if this one is killed before its
+        # watchdog exists (whatever that run's TMPDIR: see _safedir).
+        _safedir.mark_owner(path, self.root_pid, self.root_start, workdir=str(self.workdir))
         if owner is not None:
             os.chown(path, *owner)
         return path

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_pipeline import _safedir
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services.local import _kafka, _postgres, _proc, _s3
 from pytest_pipeline.services.local._common import (
@@ -152,6 +153,9 @@ def _spawn(ws: Workspace, plan: LaunchPlan, hint: str) -> tuple[subprocess.Popen
             "log": str(ws.workdir / "server.log"),
             "root_pid": ws.root_pid,
             "root_start": ws.root_start,
+            # Started by an xdist worker: stopped if that worker dies before adopt().
+            "starter_pid": os.getpid() if os.getpid() != ws.root_pid else None,
+            "starter_start": _proc.start_time(os.getpid()),
             "workdir": str(ws.workdir),
             "cleanup": [str(p) for p in ws.cleanup],
             "registry": str(ws.entry),
@@ -182,9 +186,15 @@ def _spawn(ws: Workspace, plan: LaunchPlan, hint: str) -> tuple[subprocess.Popen
     finally:
         watchdog.stdout.close()
     if not line:
+        status = watchdog.poll()
+        why = (
+            f"exit status {status}"
+            if status is not None
+            else f"not within the start timeout, {_CONFIG_KEY}: raise it if this machine is slow"
+        )
         raise ServiceError(
             f"the watchdog of the local {ws.service} server did not report "
-            f"(exit status {watchdog.poll()}).\ncommand: {_proc.quote_cmd(cmd)}\n"
+            f"({why}).\ncommand: {_proc.quote_cmd(cmd)}\n"
             f"its output:\n{_proc.log_tail(ws.workdir / 'watchdog.log')}"
         )
     report = json.loads(line)
@@ -296,16 +306,44 @@ def _is_watchdog(pid: int, workdir: Path) -> bool:
 
 
 def _ours(workdir: Path, entry: Path | None) -> bool:
-    """The work directory was made by us: its spec or our registry note names it."""
-    spec = _proc.read_json(workdir / "spec.json")
+    """The work directory was made by us: a real directory of ours with a server's name that
+    its spec or our registry note names."""
+    if not _WORKDIR_NAME.match(workdir.name) or not _safedir.trusted(workdir):
+        return False
+    spec = _safedir.read_json(workdir / "spec.json")
     if spec is not None:
         return spec.get("workdir") == str(workdir)
-    note = _proc.read_json(entry) if entry is not None else None
+    note = _safedir.read_json(entry) if entry is not None else None
     return note is not None and note.get("workdir") == str(workdir)
 
 
-def _force_cleanup(workdir: Path, cleanup: list[Path], entry: Path | None) -> list[str]:
-    """Kill every process carrying this server's marker and remove its directories."""
+def _claimed(path: Path, workdir: Path) -> bool:
+    """``path`` is where :meth:`Workspace.claim_dir` puts a directory of ``workdir``: directly
+    in one of our per-user directories, named after the work directory."""
+    return path.parent.name == f"pytest-pipeline-{os.geteuid()}" and path.name.startswith(
+        f"{workdir.name}-"
+    )
+
+
+def _claim_names(path: Path, workdir: Path) -> bool:
+    """The owner file in ``path`` names ``workdir`` (a JSON record, or the bare path that
+    earlier versions wrote)."""
+    text = _safedir.read_text(path / OWNER_FILE)
+    if text is None:
+        return False
+    record = _safedir.read_json(path / OWNER_FILE)
+    return (record.get("workdir") if record is not None else text) == str(workdir)
+
+
+def _force_cleanup(
+    workdir: Path, cleanup: list[Path], entry: Path | None, within: list[Path] | None = None
+) -> list[str]:
+    """Kill every process carrying this server's marker and remove its directories.
+
+    Removes only what proves to be ours: ``workdir`` inside one of ``within`` (by default its
+    run directory), and the ``cleanup`` paths that sit in a per-user directory of ours and
+    name ``workdir``.
+    """
     done: list[str] = []
     pids = _proc.family(_proc.marked_pids(str(workdir)))
     if pids:
@@ -315,24 +353,24 @@ def _force_cleanup(workdir: Path, cleanup: list[Path], entry: Path | None) -> li
             "killed "
             + ", ".join(f"pid {p} ({Path(n).name})" for p, n in zip(pids, names, strict=True))
         )
-    spec = _proc.read_json(workdir / "spec.json") or {}
-    if spec.get("pidfile"):
-        _proc.remove_sysv_segment(Path(spec["pidfile"]))
-    for path in cleanup:
-        try:
-            mine = (path / OWNER_FILE).read_text(encoding="utf-8") == str(workdir)
-        except OSError:
-            mine = False
-        if mine:
-            _proc.rmtree(path)
-            done.append(f"removed {path}")
+    ours = os.path.lexists(workdir) and _ours(workdir, entry)
+    claimed = [
+        p
+        for p in cleanup
+        if _claimed(p, workdir) and _safedir.trusted(p.parent) and _safedir.inside(p, [p.parent])
+    ]
+    if ours:  # by what the kernel says, never by postmaster.pid (the server user writes it)
+        _proc.remove_sysv_segments(workdir)
+    for path in claimed:
+        if _claim_names(path, workdir):
+            if _safedir.remove(path, [path.parent]):
+                done.append(f"removed {path}")
         else:
             # Created but not yet marked when its creator died: only an empty one is ours.
             with contextlib.suppress(OSError):
                 path.rmdir()
                 done.append(f"removed {path}")
-    if workdir.exists() and _ours(workdir, entry):
-        _proc.rmtree(workdir)
+    if ours and _safedir.remove(workdir, within or [workdir.parent]):
         done.append(f"removed {workdir}")
     if entry is not None:
         with contextlib.suppress(OSError):
@@ -340,17 +378,17 @@ def _force_cleanup(workdir: Path, cleanup: list[Path], entry: Path | None) -> li
     return done
 
 
-def _remove_dead_run_dir(run_dir: Path, root_pid: int) -> bool:
-    """Remove the run directory of a dead root if the run marked it as its own (a
-    ``root.json`` naming the root pid) and no server work directory is left in it."""
-    owner = _proc.read_json(run_dir / "root.json")
+def _remove_dead_run_dir(run_dir: Path, root_pid: int, user: Path) -> bool:
+    """Remove the run directory of a dead root if it lies in our per-user directory ``user``,
+    the run marked it as its own (a ``root.json`` naming the root pid) and no server work
+    directory is left in it."""
+    owner = _safedir.read_json(run_dir / "root.json")
     if owner is None or owner.get("root_pid") != root_pid or _proc.running(root_pid):
         return False
     with contextlib.suppress(OSError):
         if any(_WORKDIR_NAME.match(p.name) for p in run_dir.iterdir()):
             return False
-    _proc.rmtree(run_dir)
-    return True
+    return _safedir.remove(run_dir, [user])
 
 
 def _server_running(record: ServerRecord) -> bool:
@@ -365,9 +403,9 @@ def stop(record: ServerRecord, timeout: float = 10.0) -> None:
     ``timeout`` seconds, the server's processes are killed here.
     """
     workdir = Path(record.workdir)
-    spec = _proc.read_json(workdir / "spec.json") or {}
+    spec = (_safedir.read_json(workdir / "spec.json") if _ours(workdir, None) else None) or {}
     entry = Path(spec["registry"]) if spec.get("registry") else registry_entry(workdir)
-    note = _proc.read_json(entry) or {}
+    note = _safedir.read_json(entry) or {}
     cleanup = [Path(p) for p in spec.get("cleanup") or note.get("cleanup") or []]
     deadline = time.monotonic() + timeout
     if _is_watchdog(record.watchdog_pid, workdir):
@@ -390,35 +428,84 @@ def stop(record: ServerRecord, timeout: float = 10.0) -> None:
         )
 
 
+def adopt(record: ServerRecord) -> None:
+    """Tell the watchdog that the run has recorded this server.
+
+    Until then, a server started by a process other than the run's root (an xdist worker)
+    is stopped when that process dies: a worker killed while starting servers must not
+    leave a set running that no record names, while the next worker starts another.
+    """
+    workdir = Path(record.workdir)
+    if _ours(workdir, None):
+        with contextlib.suppress(OSError):
+            (workdir / "adopted").touch()
+
+
+def died(record: ServerRecord) -> str | None:
+    """None while the server of ``record`` runs; else a message saying that it died, how,
+    and the last lines of its log (for a test that then fails to reach it)."""
+    if _server_running(record):
+        return None
+    workdir = Path(record.workdir)
+    report = None
+    for _ in range(50):  # its watchdog records the status right after reaping the server
+        report = _safedir.read_json(workdir / "exit.json") if _ours(workdir, None) else None
+        if report is not None or not _is_watchdog(record.watchdog_pid, workdir):
+            break
+        time.sleep(0.01)
+    status = (report or {}).get("returncode")
+    how = (
+        f"was killed by signal {-status}"
+        if isinstance(status, int) and status < 0
+        else f"exited with status {status}"
+        if isinstance(status, int)
+        else "is gone"
+    )
+    return (
+        f"the local {record.service} server ({record.description}, pid {record.server_pid}) "
+        f"died during the run: it {how}. Tests that use it fail from here on.\n"
+        f"last lines of its log ({workdir / 'server.log'}):\n"
+        f"{_proc.log_tail(workdir / 'server.log')}"
+    )
+
+
 def reap_stale(tmp_root: Path | None = None) -> list[str]:
     """Clean up after earlier runs whose root pytest process died without stopping them.
 
     Every server :func:`start` launches leaves a note in ``<tmp_root>/pytest-pipeline-<uid>/
     servers`` (``tmp_root`` defaults to the system temp directory) until it is cleaned up.
-    For each note whose root process is gone, kills the watchdog and server processes that
-    still carry the server's marker variable (read from /proc/<pid>/environ, so a reused pid
-    is never hit) together with their children, and removes the directories that prove to
-    be ours (their spec or owner file names the work directory). Returns one line per
-    reaped server.
+    That directory is checked first (ours, no symlink, writable by us only): if it fails,
+    ``UnsafeDirectoryError`` names it and nothing is read or deleted. For each note whose root
+    process is gone, kills the watchdog and server processes that still carry the server's
+    marker variable (read from /proc/<pid>/environ, so a reused pid is never hit) together
+    with their children, and removes the directories that prove to be ours: inside our
+    per-user directory, named as we name them, and naming their work directory. A note's
+    word alone never sends a deletion elsewhere. Returns one line per reaped server.
     """
+    registry = registry_path(tmp_root)
+    user = registry.parent
+    if not (_safedir.check(user) and _safedir.check(registry)):
+        return []
     reaped: list[str] = []
-    for entry in sorted(registry_path(tmp_root).glob("*.json")):
-        note = _proc.read_json(entry)
+    for entry in sorted(registry.glob("*.json")):
+        note = _safedir.read_json(entry)
         if note is None or "workdir" not in note:
             continue
         workdir = Path(str(note["workdir"]))
         if entry != registry_entry(workdir, tmp_root):
             continue  # not a name we would have written
+        if not (_WORKDIR_NAME.match(workdir.name) and _safedir.inside(workdir, [user])):
+            continue  # we only ever make work directories inside our per-user directory
         root_pid = int(note.get("root_pid", 0))
         if _proc.start_time(root_pid) == note.get("root_start"):
             continue  # that run is still going
-        if workdir.exists() and not _ours(workdir, entry):
+        if os.path.lexists(workdir) and not _ours(workdir, entry):
             continue
-        spec = _proc.read_json(workdir / "spec.json") or {}
+        spec = _safedir.read_json(workdir / "spec.json") or {}
         cleanup = [Path(p) for p in (note.get("cleanup") or spec.get("cleanup") or [])]
         # The watchdog carries the marker too: it goes with the server and its children.
-        done = _force_cleanup(workdir, cleanup, entry)
-        if _remove_dead_run_dir(workdir.parent, root_pid):
+        done = _force_cleanup(workdir, cleanup, entry, [user])
+        if _remove_dead_run_dir(workdir.parent, root_pid, user):
             done.append(f"removed {workdir.parent}")
         if done:
             reaped.append(
@@ -426,3 +513,29 @@ def reap_stale(tmp_root: Path | None = None) -> list[str]:
                 f"(pid {root_pid}): " + "; ".join(done)
             )
     return reaped
+
+
+#: Directories Workspace.claim_dir makes in a per-user directory (data copies, initdb scratch).
+_CLAIM_NAME = re.compile(r"(postgres|kafka|s3)-[0-9a-f]{12}-[a-z]+")
+
+
+def reap_leftovers() -> list[str]:
+    """What killed runs of this user left anywhere, whatever their ``TMPDIR``, removed.
+
+    Visits every per-user directory a run of ours has used (see ``_safedir``): reaps their
+    servers (:func:`reap_stale`) and removes data directories (such as Postgres copies in
+    /dev/shm) and initdb scratch whose run has ended, even when it was killed before its
+    watchdog existed; then the Postgres cache's half-built templates that no run is
+    building. Returns one line per thing removed.
+    """
+    done: list[str] = []
+    for user in _safedir.known_user_dirs():
+        with contextlib.suppress(_safedir.UnsafeDirectoryError):
+            done += reap_stale(user)
+
+    def kill_marked(path: Path, record: dict[str, Any]) -> None:
+        if record.get("workdir"):
+            _proc.kill_and_wait(_proc.family(_proc.marked_pids(str(record["workdir"]))))
+
+    done += [f"removed {p}" for p in _safedir.remove_stale(_CLAIM_NAME, kill_marked)]
+    return done + _postgres.reap_staging()

