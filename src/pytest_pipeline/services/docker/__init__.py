@@ -11,14 +11,16 @@ from pytest_pipeline.services.docker._core import (
     LABEL_RUN,
     ContainerRecord,
     adopt_session,
+    check_images,
     ensure_reaper,
     owner_label,
     owner_session,
+    pulled_name,
     reap_stale,
     start,
     stop,
 )
-from pytest_pipeline.services.docker._engine import Engine, image_present, probe
+from pytest_pipeline.services.docker._engine import Engine, ImageCheck, image_present, probe
 from pytest_pipeline.services.docker._specs import DEFAULT_IMAGES, image_of, reaper_image
 
 __all__ = [
@@ -27,13 +29,16 @@ __all__ = [
     "LABEL_RUN",
     "ContainerRecord",
     "Engine",
+    "ImageCheck",
     "adopt_session",
+    "check_images",
     "ensure_reaper",
     "image_of",
     "image_present",
     "owner_label",
     "owner_session",
     "probe",
+    "pulled_name",
     "reap_stale",
     "reaper_image",
     "start",

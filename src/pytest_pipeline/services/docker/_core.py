@@ -132,23 +132,31 @@ def ensure_reaper(timeout: float = 60.0) -> str | None:
 
         note = ""
         if not testcontainers_config.ryuk_disabled:
+            image = testcontainers_config.ryuk_image
+            start = f"docker: testcontainers' reaper ({image}) did not start: "
+            after = (
+                "Containers are removed at the end of the run, or at the next run if this one "
+                "is killed."
+            )
             try:
-                _ensure_image(
-                    _client(),
-                    "reaper",
-                    testcontainers_config.ryuk_image,
-                    time.monotonic() + timeout,
-                )
-                module.Reaper.get_instance()
+                why = _obtain_image(_client(), pulled_name(image), time.monotonic() + timeout)
+                if why is None:
+                    module.Reaper.get_instance()
+                else:
+                    note = (
+                        f"{start}the image is not on this engine and could not be pulled ({why}). "
+                        f"{after} Pull it first (docker pull {pulled_name(image)}), or set "
+                        "RYUK_CONTAINER_IMAGE to a reaper image the engine has (docker image ls); "
+                        f"{_OFFLINE_HINT}."
+                    )
             except Exception as exc:
+                note = (
+                    f"{start}{_first_line(exc)}. {after} Set RYUK_CONTAINER_IMAGE to a reaper "
+                    f"image the engine has ({_OFFLINE_HINT})."
+                )
+            if note:
                 # Do not let every container start try again (each try waits for the image).
                 testcontainers_config.ryuk_disabled = True
-                note = (
-                    f"docker: testcontainers' reaper ({testcontainers_config.ryuk_image}) did not "
-                    f"start: {_first_line(exc)}. Containers are removed at the end of the run, "
-                    "or at the next run if this one is killed. Set RYUK_CONTAINER_IMAGE to a "
-                    f"reaper image the engine has ({_OFFLINE_HINT})."
-                )
         _reaper_note.append(note)
         return note or None
 
@@ -179,10 +187,14 @@ def adopt_session(session_id: str | None) -> None:
 # --------------------------------------------------------------------------- start / stop
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
     # The Docker SDK's APIError carries the engine's own explanation; str() adds the URL.
     text = str(getattr(exc, "explanation", None) or exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    line = text.splitlines()[0]
+    if len(line) <= limit:
+        return line
+    # Cut between words and say so: a sentence cut mid-word reads as a different one.
+    return line[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _setting_names(service: str) -> str:
@@ -192,16 +204,49 @@ def _setting_names(service: str) -> str:
     return f"services.{service}.image in [tool.pytest-pipeline] or {variable}"
 
 
-def _ensure_image(client: Any, service: str, image: str, deadline: float) -> None:
-    import docker.errors
-    from testcontainers.core.config import testcontainers_config
+def pulled_name(image: str) -> str:
+    """The name testcontainers creates a container of ``image`` from (a registry mirror's
+    prefix added), as the engine must have it."""
+    try:
+        from testcontainers.core.config import testcontainers_config
+    except ImportError:  # the doctor, without the docker extra
+        return image
+    return testcontainers_config.hub_image_name_prefix + image
 
-    # testcontainers creates containers from the prefixed name (a registry mirror).
-    image = testcontainers_config.hub_image_name_prefix + image
+
+def check_images(services: list[ServiceConfig], timeout: float) -> dict[str, _engine.ImageCheck]:
+    """For each service, whether the engine has its image or its registry would give it.
+
+    Asked over the engine API without pulling (see :func:`_engine.check_image`); registry
+    questions share ``timeout`` seconds in all.
+    """
+    deadline = time.monotonic() + timeout
+    return {
+        service.name: _engine.check_image(
+            pulled_name(_specs.image_of(service)), max(0.2, deadline - time.monotonic()), timeout
+        )
+        for service in services
+    }
+
+
+def _ensure_image(client: Any, service: str, image: str, deadline: float) -> None:
+    image = pulled_name(image)
+    why = _obtain_image(client, image, deadline)
+    if why is not None:
+        raise ServiceError(
+            f"docker {service}: image {image} is not on this engine and could not be pulled "
+            f"({why}). Pull it first (docker pull {image}), or set {_setting_names(service)} "
+            f"to an image the engine has (docker image ls); {_OFFLINE_HINT}."
+        )
+
+
+def _obtain_image(client: Any, image: str, deadline: float) -> str | None:
+    """Pull ``image`` unless the engine has it, by ``deadline``; why it could not, or None."""
+    import docker.errors
 
     try:
         client.images.get(image)
-        return
+        return None
     except docker.errors.ImageNotFound:
         pass
     except docker.errors.DockerException as exc:
@@ -219,12 +264,8 @@ def _ensure_image(client: Any, service: str, image: str, deadline: float) -> Non
     puller.start()
     puller.join(max(1.0, deadline - time.monotonic()))
     if puller.is_alive() or problem:
-        why = _first_line(problem[0]) if problem else "the pull did not finish in time"
-        raise ServiceError(
-            f"docker {service}: image {image} is not on this engine and could not be pulled "
-            f"({why}). Pull it first (docker pull {image}), or set {_setting_names(service)} "
-            f"to an image the engine has (docker image ls); {_OFFLINE_HINT}."
-        )
+        return _first_line(problem[0]) if problem else "the pull did not finish in time"
+    return None
 
 
 def start(

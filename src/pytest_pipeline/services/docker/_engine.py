@@ -2,7 +2,8 @@
 
 ``auto`` and the doctor ask this on every run, so it must be cheap: one HTTP request on the
 engine's socket (``DOCKER_HOST`` or ``/var/run/docker.sock``), bounded to about a second, and
-no import of the Docker SDK or testcontainers.
+no import of the Docker SDK or testcontainers. ``auto`` then asks, the same way, whether the
+engine has (or its registry has) each image it needs (:func:`check_image`).
 """
 
 from __future__ import annotations
@@ -114,3 +115,47 @@ def image_present(image: str, timeout: float = 1.0) -> bool | None:
     except (OSError, ValueError):
         return None
     return status == 200
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """Whether the engine can run ``image`` without us waiting on a pull to find out.
+
+    ``state`` is ``present`` (on the engine), ``pullable`` (its registry, asked by the
+    engine, has it), ``missing`` (neither; ``why`` says what the engine answered) or
+    ``unknown`` (the engine cannot be asked over plain HTTP, e.g. a TLS engine).
+    """
+
+    image: str
+    state: str
+    why: str = ""
+
+
+def check_image(image: str, timeout: float, budget: float | None = None) -> ImageCheck:
+    """Ask the engine whether it has ``image``, else whether its registry has it.
+
+    The second question is the engine API's distribution lookup: the engine fetches only
+    the image's manifest from the registry, with its own network and mirrors, no layers. An
+    offline engine fails it at once; one behind a silent firewall is given ``timeout`` s
+    (what is left of a ``budget`` shared by several images, the wait a timeout names).
+    """
+    budget = timeout if budget is None else budget
+    present = image_present(image, min(timeout, 1.0))
+    if present is None:
+        return ImageCheck(image, "unknown", "the engine cannot be asked over plain HTTP")
+    if present:
+        return ImageCheck(image, "present")
+    try:
+        path = f"/distribution/{urllib.parse.quote(image, safe='/:@')}/json"
+        status, body = request(path, timeout)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, TimeoutError):
+            return ImageCheck(image, "missing", f"its registry did not answer within {budget:g} s")
+        return ImageCheck(image, "unknown", f"the engine did not answer: {exc}")
+    if status == 200:
+        return ImageCheck(image, "pullable")
+    try:
+        message = str(json.loads(body).get("message", "")).strip()
+    except (ValueError, AttributeError):
+        message = ""
+    return ImageCheck(image, "missing", message.splitlines()[0] if message else f"HTTP {status}")
