@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -121,6 +124,12 @@ def test_this_machine_resets_the_high_water_mark() -> None:
 
 def test_peak_memory_of_a_bytearray_and_numpy_within_generous_bounds() -> None:
     numpy = pytest.importorskip("numpy")
+    # Memory the process freed earlier but still holds is reused by the block and not counted
+    # (docs/performance.md): this worker's earlier garbage and the allocator's free heap go
+    # first, so the figure is the block's own 80 MiB.
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with budgets.measure(records=1) as result:
         chunks = [bytearray(10 * budgets.MIB) for _ in range(8)]  # 80 MiB, touched (zeroed)
         del chunks
@@ -241,9 +250,12 @@ def test_each_kind_of_breach_fails_with_its_line(
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
-            "performance budget exceeded: 100 records in 0.0* s (max 0.01 s) = * records/s",
-            "performance budget exceeded: 100 records in 0.0* s = * records/s (min 100,000/s)",
-            "performance budget exceeded: 3 records with peak memory *.* MB (max 20.0 MB)",
+            "performance budget exceeded: 100 records in 0.0* s (max 0.01 s from the marker) = "
+            "* records/s",
+            "performance budget exceeded: 100 records in 0.0* s = * records/s "
+            "(min 100,000/s from the marker)",
+            "performance budget exceeded: 3 records with peak memory *.* MB "
+            "(max 20.0 MB from the marker)",
         ]
     )
     # pytrace=False: the line is the whole failure, no traceback into the plugin.
@@ -291,9 +303,10 @@ def test_budgets_only_in_pyproject_and_override_matching(
     result.stdout.fnmatch_lines(
         [
             "*_ test_strict_transform _*",
-            "performance budget exceeded: 10 records in 0.0* s (max 0.01 s) = * records/s",
+            "performance budget exceeded: 10 records in 0.0* s "
+            "(max 0.01 s from budgets.max_seconds) = * records/s",
             "*_ test_whole_call_without_fixture _*",
-            "performance budget exceeded: 0.0* s (max 0.01 s)",
+            "performance budget exceeded: 0.0* s (max 0.01 s from budgets.max_seconds)",
         ]
     )
 
@@ -323,7 +336,10 @@ def test_memory_hungry_numpy_transform_caught_by_pyproject_budget(
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["performance budget exceeded: 8,000,000 records with peak memory 6*.* MB (max 30.0 MB)"]
+        [
+            "performance budget exceeded: 8,000,000 records with peak memory 6*.* MB "
+            "(max 30.0 MB from budgets.max_memory_mb)"
+        ]
     )
 
 
@@ -347,7 +363,7 @@ def test_time_scale_option_relaxes_time_budgets(
     result = pytester.runpytest("--pipeline-time-scale", "1.2")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["performance budget exceeded: 0.0* s (max 0.02 s, time_scale 1.2)"]
+        ["performance budget exceeded: 0.0* s (max 0.02 s from the marker, time_scale 1.2)"]
     )
 
 
@@ -396,7 +412,9 @@ def test_benchmark_median_feeds_the_budget_and_extra_info(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "performance budget exceeded: 10 records in 0.01 s (max 0.00 s) = * records/s "
+            # sleep(0.01) reads 0.01-0.02 s on a loaded machine
+            "performance budget exceeded: 10 records in 0.0* s (max 0.00 s from the marker) = "
+            "* records/s "
             "[[]pytest-benchmark median[]]"
         ]
     )
@@ -410,7 +428,10 @@ def test_benchmark_median_feeds_the_budget_and_extra_info(
     result = pytester.runpytest("-p", "no:randomly", "--benchmark-disable")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["performance budget exceeded: 10 records in 0.01 s (max 0.00 s) = * records/s"]
+        [
+            "performance budget exceeded: 10 records in 0.0* s (max 0.00 s from the marker) = "
+            "* records/s"
+        ]
     )
     assert "[pytest-benchmark median]" not in result.stdout.str()
 
@@ -461,10 +482,9 @@ def test_integration_and_performance_pauses_the_dlq_tracer(
             inner = budget.run(pipeline)
             dlq_records = []
             assert len(dlq_records) == 0
-            if sys.version_info < (3, 12):
-                assert outer is not None
-                assert inner is None  # watcher on outside, off inside
-            assert sys.gettrace() is outer
+            # The DLQ rule sets no tracer (pytest_assertion_pass): none outside, none inside.
+            assert outer is None
+            assert inner is None
         """
     )
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cov")
