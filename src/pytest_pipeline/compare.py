@@ -2,7 +2,8 @@
 
 Semantics, shared by every entry point here:
 
-* Records (lists of dicts) are matched **by position**; key order does not matter.
+* Records (lists of dicts) are matched **by position**, or by the ``key`` columns, or in any
+  order (``ignore_order``); key order within a row does not matter.
   DataFrames and pyarrow Tables are turned into records first, so dtypes do not matter either:
   a CSV-read ``int64`` column equals a DataFrame's ``Int64`` or ``int32`` column holding the same
   numbers.
@@ -28,7 +29,7 @@ import datetime as dt
 import math
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "is_tabular",
     "mismatch_message",
     "normalize_value",
+    "order_for_write",
     "prepare_frame",
     "to_records",
     "values_equal",
@@ -105,6 +107,9 @@ class _Tolerance:
     explicit: bool  # a tolerance was asked for: ints are compared approximately too
 
 
+_DEFAULT_TOLERANCE = _Tolerance(rel=DEFAULT_REL, abs=0.0, explicit=False)
+
+
 def _tolerance(rel: float | None, abs: float | None) -> _Tolerance:
     if rel is not None and (rel < 0 or math.isnan(rel)):
         raise ValueError(f"rel must be a non-negative number, got {rel!r}")
@@ -117,17 +122,53 @@ def _tolerance(rel: float | None, abs: float | None) -> _Tolerance:
     )
 
 
+@dataclass(frozen=True)
+class _Tols:
+    """The tolerance of each column: ``columns`` overrides ``default`` for the columns named."""
+
+    default: _Tolerance
+    columns: Mapping[Any, _Tolerance] = field(default_factory=dict)
+
+    def of(self, column: Any) -> _Tolerance:
+        return self.columns.get(column, self.default) if self.columns else self.default
+
+
+def _column_tolerance(column: Any, spec: Any) -> _Tolerance:
+    """``0.01`` (an absolute tolerance) or ``{"abs": 0.01}`` / ``{"rel": 1e-6, "abs": 0.01}``."""
+    try:
+        if _is_number(spec):
+            return _tolerance(None, float(spec))
+        if isinstance(spec, Mapping) and spec and set(spec) <= {"rel", "abs"}:
+            if not all(_is_number(v) for v in spec.values()):
+                raise ValueError(f"rel and abs must be numbers, got {dict(spec)!r}")
+            return _tolerance(spec.get("rel"), spec.get("abs"))
+    except ValueError as exc:
+        raise ValueError(f"tolerance for column {column!r}: {exc}") from None
+    raise ValueError(
+        f"tolerance for column {column!r} must be a number (an absolute tolerance, like "
+        f'{{"amount": 0.01}}) or a dict with "rel" and/or "abs", like {{"amount": {{"rel": 1e-6}}}}'
+        f"; got {spec!r}"
+    )
+
+
+def _tols(rel: float | None, abs: float | None, tolerance: Mapping[Any, Any] | None) -> _Tols:
+    columns = {c: _column_tolerance(c, spec) for c, spec in (tolerance or {}).items()}
+    return _Tols(_tolerance(rel, abs), columns)
+
+
 @dataclass
 class Diff:
     """The outcome of :func:`compare`.
 
     ``lines`` is empty when the data are equal. ``differing_rows`` and ``total_rows`` are set
-    when both sides are records (lists of dicts), ``None`` for other JSON values.
+    when both sides are records (lists of dicts), ``None`` for other JSON values. ``matched``
+    says how rows were paired when not by position (``"rows matched by key id"``).
     """
 
     lines: list[str] = field(default_factory=list)
     differing_rows: int | None = None
     total_rows: int | None = None
+    matched: str | None = None
 
     @property
     def equal(self) -> bool:
@@ -337,7 +378,7 @@ def _diff_row(
     actual: Mapping[Any, Any],
     expected: Mapping[Any, Any],
     skip: frozenset[Any],
-    tol: _Tolerance,
+    tols: _Tols,
     loose: bool,
 ) -> list[str]:
     """Differences between two rows, one line per key; empty when equal."""
@@ -354,7 +395,7 @@ def _diff_row(
         if a_value is _MISSING:
             out.append(f"{key}: missing in actual (expected={_show(e_value)})")
         else:
-            _diff_value(a_value, e_value, str(key), tol, loose, out)
+            _diff_value(a_value, e_value, str(key), tols.of(key), loose, out)
     if actual.keys() != expected.keys():
         for key, a_value in actual.items():
             if key not in expected and key not in skip:
@@ -394,10 +435,39 @@ def _key_list(keys: set[Any]) -> str:
     return ", ".join(repr(k) for k in sorted(keys, key=str))
 
 
+def _shape_lines(
+    actual: Sequence[Mapping[Any, Any]], expected: Sequence[Mapping[Any, Any]], lines: list[str]
+) -> frozenset[Any]:
+    """Report keys one side has in every row and the other in none, once, not on every row.
+
+    Returns those keys: row diffs skip them. Keys found in only some rows are reported with
+    their rows.
+    """
+    actual_keys = _all_keys(actual)
+    expected_keys = _all_keys(expected)
+    missing = {k for k in expected_keys - actual_keys if all(k in row for row in expected)}
+    extra = {k for k in actual_keys - expected_keys if all(k in row for row in actual)}
+    if actual and missing:
+        lines.append(f"keys missing from every actual row: {_key_list(missing)}")
+    if expected and extra:
+        lines.append(f"extra keys in every actual row: {_key_list(extra)}")
+    return frozenset(missing | extra) if actual and expected else frozenset()
+
+
+def _row_block(head: str, row_lines: list[str], one_line: bool = False) -> list[str]:
+    """A differing row's lines: ``head:`` then one indented line per key (capped)."""
+    if one_line and len(row_lines) == 1:
+        return [f"{head}: {row_lines[0]}"]
+    block = [f"{head}:", *(f"  {line}" for line in row_lines[:_MAX_KEYS_PER_ROW])]
+    if len(row_lines) > _MAX_KEYS_PER_ROW:
+        block.append(f"  ... and {len(row_lines) - _MAX_KEYS_PER_ROW} more keys")
+    return block
+
+
 def _compare_records(
     actual: Sequence[Mapping[Any, Any]],
     expected: Sequence[Mapping[Any, Any]],
-    tol: _Tolerance,
+    tols: _Tols,
     loose: bool,
     max_rows: int,
 ) -> Diff:
@@ -405,18 +475,7 @@ def _compare_records(
     lines: list[str] = []
     if n_actual != n_expected:
         lines.append(f"row count: actual={n_actual} expected={n_expected}")
-
-    # A key that one side has in every row and the other in none is reported once, not on
-    # every row; keys found in only some rows are reported with their rows.
-    actual_keys = _all_keys(actual)
-    expected_keys = _all_keys(expected)
-    missing = {k for k in expected_keys - actual_keys if all(k in row for row in expected)}
-    extra = {k for k in actual_keys - expected_keys if all(k in row for row in actual)}
-    if n_actual and missing:
-        lines.append(f"keys missing from every actual row: {_key_list(missing)}")
-    if n_expected and extra:
-        lines.append(f"extra keys in every actual row: {_key_list(extra)}")
-    skip = frozenset(missing | extra) if n_actual and n_expected else frozenset()
+    skip = _shape_lines(actual, expected, lines)
 
     common = min(n_actual, n_expected)
     listed = 0  # rows with a difference of their own (values, row-level keys, extra/missing)
@@ -424,16 +483,13 @@ def _compare_records(
     for index, (a_row, e_row) in enumerate(zip(actual, expected, strict=False)):
         if _same_row(a_row, e_row):
             continue
-        row_lines = _diff_row(a_row, e_row, skip, tol, loose)
+        row_lines = _diff_row(a_row, e_row, skip, tols, loose)
         if not row_lines:
             continue
         listed += 1
         if shown < max_rows:
             shown += 1
-            lines.append(f"row {index}:")
-            lines.extend(f"  {line}" for line in row_lines[:_MAX_KEYS_PER_ROW])
-            if len(row_lines) > _MAX_KEYS_PER_ROW:
-                lines.append(f"  ... and {len(row_lines) - _MAX_KEYS_PER_ROW} more keys")
+            lines.extend(_row_block(f"row {index}", row_lines))
     for index in range(common, max(n_actual, n_expected)):
         listed += 1
         if shown < max_rows:
@@ -449,6 +505,307 @@ def _compare_records(
     return Diff(lines=lines, differing_rows=differing, total_rows=max(n_actual, n_expected))
 
 
+# --------------------------------------------------------------------------- order-free
+
+
+def _canon(value: Any, loose: bool) -> Any:
+    """A hashable stand-in for ``value``: values equal under our semantics map to equal ones.
+
+    Numbers hash alike across int, float and Decimal already; dates, times and UUIDs become
+    their ISO text (JSON holds them as strings); with ``loose`` (CSV text) a numeric string
+    becomes its number. Used to match rows by key and to pair rows in any order.
+    """
+    value = _norm(value)
+    if _is_missing(value):
+        return None
+    kind = type(value)
+    if kind is str:
+        if loose:
+            for parse in (int, float):
+                try:
+                    return parse(value.strip())
+                except ValueError:
+                    pass
+        return value
+    if kind in _FAST_TYPES and kind is not dt.datetime and kind is not dt.time:
+        return value if kind is not dt.date else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _canon(v, loose)) for k, v in value.items()))
+    if _is_sequence(value):
+        return tuple(_canon(v, loose) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _key_of(row: Mapping[Any, Any], names: tuple[Any, ...], side: str, index: int) -> Any:
+    try:
+        return tuple(row[name] for name in names)
+    except KeyError:
+        absent = next(name for name in names if name not in row)
+        raise ValueError(
+            f"key column {absent!r} is missing from {side} row {index}: {_show(dict(row))}; "
+            "every row needs the key columns"
+        ) from None
+
+
+def _key_text(names: tuple[Any, ...], values: tuple[Any, ...]) -> str:
+    return ", ".join(f"{name}={_show(_norm(v))}" for name, v in zip(names, values, strict=True))
+
+
+def _rows_text(indexes: list[int]) -> str:
+    shown = [str(i) for i in indexes[:5]] + (["..."] if len(indexes) > 5 else [])
+    return ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _canonical_keys(
+    rows: Sequence[Mapping[Any, Any]], names: tuple[Any, ...], side: str, loose: bool
+) -> list[Any]:
+    """Each row's key as a hashable value (a tuple for several columns), in row order."""
+    try:
+        if len(names) == 1:
+            name = names[0]
+            plain = (int,) if loose else (int, str)  # CSV text keys may need parsing
+            return [
+                v if type(v) in plain else _canon(v, loose) for v in [row[name] for row in rows]
+            ]
+        return [tuple(_canon(row[n], loose) for n in names) for row in rows]
+    except KeyError:
+        for number, row in enumerate(rows):
+            _key_of(row, names, side, number)  # raises, naming the row
+        raise
+
+
+def _index_by_key(
+    rows: Sequence[Mapping[Any, Any]], names: tuple[Any, ...], side: str, loose: bool
+) -> dict[Any, int]:
+    """Canonical key -> row number; a key found twice is an error naming its values."""
+    keys = _canonical_keys(rows, names, side, loose)
+    index = dict(zip(keys, range(len(keys)), strict=True))
+    if len(index) == len(keys):
+        return index
+    index = {}
+    duplicates: dict[Any, list[int]] = {}
+    for number, key in enumerate(keys):
+        first = index.setdefault(key, number)
+        if first != number:
+            duplicates.setdefault(key, [first]).append(number)
+    if duplicates:
+        shown = [
+            f"{_key_text(names, _key_of(rows[numbers[0]], names, side, 0))} is in rows "
+            f"{_rows_text(numbers)}"
+            for numbers in list(duplicates.values())[:5]
+        ]
+        more = f" (and {len(duplicates) - 5} more duplicated keys)" if len(duplicates) > 5 else ""
+        raise ValueError(
+            f"key {', '.join(map(str, names))} is not unique in {side}: {'; '.join(shown)}{more}"
+            "; pass key= the column(s) that identify one row, or remove the duplicated rows"
+        )
+    return index
+
+
+def _capped_keys(
+    rows: Sequence[Mapping[Any, Any]], numbers: list[int], names: tuple[Any, ...], cap: int
+) -> str:
+    shown = [_key_text(names, tuple(rows[i][n] for n in names)) for i in numbers[:cap]]
+    if len(numbers) > cap:
+        shown.append(f"... and {len(numbers) - cap} more")
+    return ", ".join(shown)
+
+
+def _compare_keyed(
+    actual: Sequence[Mapping[Any, Any]],
+    expected: Sequence[Mapping[Any, Any]],
+    names: tuple[Any, ...],
+    tols: _Tols,
+    loose: bool,
+    max_rows: int,
+) -> Diff:
+    a_index = _index_by_key(actual, names, "actual", loose)
+    e_index = _index_by_key(expected, names, "expected", loose)
+    lines: list[str] = []
+    skip = _shape_lines(actual, expected, lines)
+    listed = shown = matched = 0
+    missing: list[int] = []
+    for key, e_number in e_index.items():  # the expected file's order: stable output
+        a_number = a_index.get(key)
+        if a_number is None:
+            missing.append(e_number)
+            continue
+        matched += 1
+        a_row, e_row = actual[a_number], expected[e_number]
+        if _same_row(a_row, e_row):
+            continue
+        row_lines = _diff_row(a_row, e_row, skip, tols, loose)
+        if not row_lines:
+            continue
+        listed += 1
+        if shown < max_rows:
+            shown += 1
+            head = f"row {_key_text(names, tuple(e_row[n] for n in names))}"
+            lines.extend(_row_block(head, row_lines, one_line=True))
+    if listed > shown:
+        lines.append(f"... and {listed - shown} more differing rows")
+    extra = [number for key, number in a_index.items() if key not in e_index]
+    if missing:
+        keys = _capped_keys(expected, missing, names, max_rows)
+        lines.append(f"keys missing from actual ({len(missing)}): {keys}")
+    if extra:
+        lines.append(
+            f"keys only in actual ({len(extra)}): {_capped_keys(actual, extra, names, max_rows)}"
+        )
+    differing = (matched if skip else listed) + len(missing) + len(extra)
+    return Diff(lines, differing, matched + len(missing) + len(extra), _by_key(names))
+
+
+def _by_key(names: tuple[Any, ...]) -> str:
+    return "rows matched by key " + ", ".join(map(str, names))
+
+
+_MAX_PAIRINGS = 1_000_000
+"""Row comparisons spent pairing leftover rows within tolerance before reporting them."""
+
+
+def _pair_leftovers(
+    actual: Sequence[Mapping[Any, Any]],
+    expected: Sequence[Mapping[Any, Any]],
+    left: tuple[list[int], list[int]],
+    skip: frozenset[Any],
+    tols: _Tols,
+    loose: bool,
+) -> tuple[list[int], list[int]]:
+    """Pair rows that are equal only within a tolerance or as CSV text (not by hash)."""
+    only_actual, remaining = left
+    if not only_actual or not remaining or len(only_actual) * len(remaining) > _MAX_PAIRINGS:
+        return only_actual, remaining
+    remaining = list(remaining)
+    unpaired = []
+    for a_number in only_actual:
+        for position, e_number in enumerate(remaining):
+            if not _diff_row(actual[a_number], expected[e_number], skip, tols, loose):
+                del remaining[position]
+                break
+        else:
+            unpaired.append(a_number)
+    return unpaired, remaining
+
+
+def _row_list(
+    head: str, rows: Sequence[Mapping[Any, Any]], numbers: list[int], cap: int
+) -> list[str]:
+    block = [f"{head} ({len(numbers)}):", *(f"  {_show(dict(rows[i]))}" for i in numbers[:cap])]
+    if len(numbers) > cap:
+        block.append(f"  ... and {len(numbers) - cap} more")
+    return block
+
+
+def _compare_unordered(
+    actual: Sequence[Mapping[Any, Any]],
+    expected: Sequence[Mapping[Any, Any]],
+    tols: _Tols,
+    loose: bool,
+    max_rows: int,
+) -> Diff:
+    """Compare as multisets of rows: each actual row pairs with one equal expected row."""
+    lines: list[str] = []
+    if len(actual) != len(expected):
+        lines.append(f"row count: actual={len(actual)} expected={len(expected)}")
+    skip = _shape_lines(actual, expected, lines)
+
+    # One column order for every row; an absent key (_MISSING) differs from a None value.
+    columns = [c for c in _all_keys(actual) | _all_keys(expected) if c not in skip]
+    plain = (int,) if loose else (int, str)  # already canonical (NaN is not: it is missing)
+
+    def canon(row: Mapping[Any, Any]) -> Any:
+        values = [row.get(c, _MISSING) for c in columns]
+        return tuple(v if type(v) in plain or v is _MISSING else _canon(v, loose) for v in values)
+
+    buckets: dict[Any, list[int]] = {}
+    for number, row in enumerate(expected):
+        buckets.setdefault(canon(row), []).append(number)
+    only_actual = []
+    for number, row in enumerate(actual):
+        bucket = buckets.get(canon(row))
+        if bucket:
+            bucket.pop()
+        else:
+            only_actual.append(number)
+    only_expected = sorted(n for bucket in buckets.values() for n in bucket)
+    only_actual, only_expected = _pair_leftovers(
+        actual, expected, (only_actual, only_expected), skip, tols, loose
+    )
+    if only_actual:
+        lines.extend(_row_list("rows only in actual", actual, only_actual, max_rows))
+    if only_expected:
+        lines.extend(_row_list("rows missing from actual", expected, only_expected, max_rows))
+    total = len(expected) + len(only_actual)
+    differing = total if skip else len(only_actual) + len(only_expected)
+    return Diff(lines, differing, total, "in any order")
+
+
+def _columns(value: str | Iterable[Any] | None, option: str) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if option == "key" and not names:
+        raise ValueError("key= needs at least one column name")
+    return names
+
+
+def _check_named(
+    names: Iterable[Any], option: str, actual: Sequence[Any], expected: Sequence[Any]
+) -> None:
+    """A column named in an option that neither side has is a typo: say so."""
+    names = list(names)
+    if not names or (not actual and not expected):
+        return
+    known = _all_keys(actual) | _all_keys(expected)
+    for name in names:
+        if name not in known:
+            raise ValueError(
+                f"{option} names column {name!r}, which neither actual nor expected has; "
+                f"their columns: {_key_list(known)}"
+            )
+
+
+def _drop(rows: Sequence[Mapping[Any, Any]], ignore: frozenset[Any]) -> list[dict[Any, Any]]:
+    return [{k: v for k, v in row.items() if k not in ignore} for row in rows]
+
+
+def _compare_rows(
+    actual: Sequence[Mapping[Any, Any]],
+    expected: Sequence[Mapping[Any, Any]],
+    options: _RowOptions,
+) -> Diff:
+    tols = options.tols
+    _check_named(tols.columns, "tolerance", actual, expected)
+    _check_named(options.ignore, "ignore_columns", actual, expected)
+    if options.ignore:
+        ignore = frozenset(options.ignore)
+        actual, expected = _drop(actual, ignore), _drop(expected, ignore)
+    if options.key:
+        return _compare_keyed(actual, expected, options.key, tols, options.loose, options.max_rows)
+    if options.ignore_order:
+        return _compare_unordered(actual, expected, tols, options.loose, options.max_rows)
+    return _compare_records(actual, expected, tols, options.loose, options.max_rows)
+
+
+@dataclass(frozen=True)
+class _RowOptions:
+    tols: _Tols
+    loose: bool
+    max_rows: int
+    key: tuple[Any, ...] = ()
+    ignore_order: bool = False
+    ignore: tuple[Any, ...] = ()
+
+
 def compare(
     actual: Any,
     expected: Any,
@@ -457,6 +814,10 @@ def compare(
     *,
     text_loose: bool = False,
     max_rows: int = MAX_ROWS,
+    key: str | Sequence[Any] | None = None,
+    ignore_order: bool = False,
+    ignore_columns: str | Iterable[Any] | None = None,
+    tolerance: Mapping[Any, Any] | None = None,
 ) -> Diff:
     """Compare ``actual`` with ``expected`` and describe every difference.
 
@@ -464,19 +825,80 @@ def compare(
     JSON-like value; ``expected`` is what a fixture file holds. Records are compared row by row
     (see the module docstring for the value semantics); other values are walked recursively and
     differences are reported by path (``$.totals.amount``).
+
+    For records: ``key`` (a column name or several) matches rows by those columns instead of
+    by position, listing keys missing from or only in ``actual``; a key found twice on one side
+    raises ``ValueError``. ``ignore_order=True`` compares the rows as multisets. Columns in
+    ``ignore_columns`` are left out on both sides. ``tolerance`` maps a column to its own
+    tolerance, ``0.01`` (absolute) or ``{"rel": ..., "abs": ...}``, in place of ``rel``/``abs``.
     """
-    tol = _tolerance(rel, abs)
+    keys = _columns(key, "key")
+    if keys and ignore_order:
+        raise ValueError(
+            "pass key= or ignore_order=True, not both: key= already matches rows in any order"
+        )
+    options = _RowOptions(
+        _tols(rel, abs, tolerance),
+        text_loose,
+        max_rows,
+        keys,
+        ignore_order,
+        _columns(ignore_columns, "ignore_columns"),
+    )
     if is_tabular(actual):
         actual = to_records(actual)
     if is_tabular(expected):
         expected = to_records(expected)
     if _is_records(actual) and _is_records(expected):
-        return _compare_records(actual, expected, tol, text_loose, max_rows)
+        return _compare_rows(actual, expected, options)
+    if keys or ignore_order or options.ignore or options.tols.columns:
+        raise ValueError(
+            "key=, ignore_order=, ignore_columns= and tolerance= compare records: both sides "
+            f"must be lists of dicts (or DataFrames, Tables); got {type(actual).__name__} and "
+            f"{type(expected).__name__}"
+        )
     lines: list[str] = []
-    _diff_value(actual, expected, "$", tol, text_loose, lines)
+    _diff_value(actual, expected, "$", options.tols.default, text_loose, lines)
     if len(lines) > _MAX_LINES:
         lines = [*lines[:_MAX_LINES], f"... and {len(lines) - _MAX_LINES} more differences"]
     return Diff(lines=lines)
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    # Numbers before text before anything else, missing values last: a total order.
+    if value is None:
+        return (3, "")
+    if _is_number(value):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (2, repr(value))
+
+
+def order_for_write(
+    records: Sequence[Mapping[Any, Any]],
+    key: str | Sequence[Any] | None = None,
+    ignore_order: bool = False,
+) -> list[int]:
+    """The row order update mode writes in, so that an order-free fixture file is stable.
+
+    With ``key``: by the key columns (a duplicated key raises ``ValueError``, as comparing
+    would). With ``ignore_order``: by every column, in the order the columns first appear.
+    Otherwise the rows' own order. Returns row numbers.
+    """
+    names = _columns(key, "key")
+    if names:
+        _index_by_key(records, names, "actual", False)
+    elif ignore_order:
+        names = tuple(dict.fromkeys(k for row in records for k in row))
+    else:
+        return list(range(len(records)))
+
+    def sort_key(number: int) -> tuple[tuple[int, Any], ...]:
+        row = records[number]
+        return tuple(_sort_value(_canon(row.get(n), False)) for n in names)
+
+    return sorted(range(len(records)), key=sort_key)
 
 
 def diff_records(
@@ -494,7 +916,7 @@ def diff_records(
     in) every row, then up to ``max_rows`` differing rows, each with one line per differing key:
     ``amount: actual=10.5 expected=10.05 (diff +0.45)``.
     """
-    return _compare_records(actual, expected, _tolerance(rel, abs), text_loose, max_rows).lines
+    return _compare_records(actual, expected, _tols(rel, abs, None), text_loose, max_rows).lines
 
 
 def diff_values(
@@ -514,7 +936,8 @@ def mismatch_message(name: str, diff: Diff) -> str:
     if diff.total_rows is not None:
         head = (
             f"actual does not match fixture {name} "
-            f"({diff.differing_rows} of {diff.total_rows} rows differ):"
+            f"({diff.differing_rows} of {diff.total_rows} rows differ"
+            + (f", {diff.matched}):" if diff.matched else "):")
         )
     else:
         head = f"actual does not match fixture {name}:"

@@ -13,6 +13,7 @@ pandas and pyarrow are imported only when a file that needs them is used.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import difflib
@@ -23,10 +24,11 @@ import json
 import math
 import os
 import posixpath
-import tempfile
+import secrets
+import stat
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -39,6 +41,7 @@ from pytest_pipeline.compare import (
     is_tabular,
     mismatch_message,
     normalize_value,
+    order_for_write,
     prepare_frame,
     to_records,
 )
@@ -75,6 +78,11 @@ _MAX_SCANNED_FILES = 10_000  # bound the walk for "did you mean" suggestions
 _MAX_EXCERPT = 80
 _UPDATE_HINT = "--pipeline-update-fixtures"
 _EXTRA = None  # pandas and pyarrow are core dependencies
+_MIB = 1024 * 1024
+DEFAULT_MAX_BYTES = 256 * _MIB
+"""The size guard's default (``fixtures_max_mb = 256``), on decompressed bytes."""
+_PARQUET_BATCH_ROWS = 65_536
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _pyarrow() -> ModuleType:
@@ -85,6 +93,37 @@ def _pyarrow() -> ModuleType:
 class _Format:
     kind: str  # json | jsonl | csv | parquet
     gz: bool
+
+
+@dataclass(frozen=True)
+class _Match:
+    """How ``assert_matches`` compares (its keyword arguments)."""
+
+    rel: float | None = None
+    abs: float | None = None
+    key: str | Sequence[str] | None = None
+    ignore_order: bool = False
+    ignore_columns: str | Sequence[str] | None = None
+    tolerance: Mapping[str, Any] | None = None
+    csv_raw: bool = False
+
+
+def _names(columns: str | Sequence[str] | None) -> frozenset[str]:
+    if columns is None:
+        return frozenset()
+    return frozenset((columns,) if isinstance(columns, str) else columns)
+
+
+def _reordered_table(actual: Any, drop: frozenset[str], order: list[int]) -> Any:
+    """A DataFrame or Table without the ``drop`` columns, its rows in ``order``; dtypes kept."""
+    pa = _pyarrow()
+    if isinstance(actual, pa.Table | pa.RecordBatch):
+        table = actual if isinstance(actual, pa.Table) else pa.Table.from_batches([actual])
+        table = table.drop_columns([c for c in table.column_names if c in drop])
+        return table.take(pa.array(order, type=pa.int64()))
+    frame = prepare_frame(actual)  # named index levels are columns, as in to_records
+    frame = frame.drop(columns=[c for c in frame.columns if c in drop])
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _format_of(name: str) -> _Format | None:
@@ -245,17 +284,44 @@ def _decode(data: bytes, display: str) -> str:
         ) from None
 
 
-def _read_bytes(path: Path, fmt: _Format, display: str) -> bytes:
+def _too_large(display: str, limit: int, size: int | None, how: str = "") -> FixtureFileError:
+    shown = f": {size / _MIB:.1f} MB" if size is not None else ""
+    return FixtureFileError(
+        f"{display} is larger than fixtures_max_mb ({limit / _MIB:g} MB){how}{shown}; "
+        "a fixture file this large is refused so that a huge or gzip-bomb file cannot exhaust "
+        "memory: raise fixtures_max_mb under [tool.pytest-pipeline] in pyproject.toml (or "
+        "PYTEST_PIPELINE_FIXTURES_MAX_MB) if the file is meant to be this large"
+    )
+
+
+def _read_bytes(path: Path, fmt: _Format, display: str, limit: int) -> bytes:
+    """The file's bytes (decompressed for ``.gz``), never more than ``limit`` of them.
+
+    ``path`` is resolved and checked to be inside the fixtures directory; ``O_NOFOLLOW`` keeps
+    a link swapped in since from being followed. A gzip file is inflated in steps, so a bomb
+    stops at ``limit`` instead of filling memory.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except OSError as exc:
         raise FixtureFileError(f"cannot read {display}: {exc.strerror or exc}") from None
-    if not fmt.gz:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FixtureFileError(f"{display} is not a valid gzip file: {exc}") from None
+    with open(fd, "rb") as handle:
+        try:
+            size = os.fstat(fd).st_size
+            if not fmt.gz:
+                if size > limit:
+                    raise _too_large(display, limit, size)
+                data = handle.read(limit + 1)  # + 1: a file that grew since is caught too
+            else:
+                with gzip.GzipFile(fileobj=handle, mode="rb") as inflating:
+                    data = inflating.read(limit + 1)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise FixtureFileError(f"{display} is not a valid gzip file: {exc}") from None
+        except OSError as exc:
+            raise FixtureFileError(f"cannot read {display}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _too_large(display, limit, None, " when decompressed" if fmt.gz else "")
+    return data
 
 
 def _flat_records(value: Any, text: str, outer_brackets: int) -> bool:
@@ -350,13 +416,24 @@ def _locate_csv_problem(text: str, display: str) -> str | None:
     return None
 
 
-def _parse_csv(data: bytes, display: str) -> _Entry:
+def _raw_csv_options(pcsv: ModuleType, pa: ModuleType, text: str) -> Any:
+    """Every column as text, exactly as written: no type inference, no nulls (empty is "")."""
+    header = next((row for row in csv.reader(io.StringIO(text, newline="")) if row), [])
+    return pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in header}, strings_can_be_null=False
+    )
+
+
+def _parse_csv(data: bytes, display: str, raw: bool = False) -> _Entry:
     pa = _pyarrow()
     pcsv = require("pyarrow.csv", _EXTRA, "CSV fixture files")
     text = _decode(data, display)
     if not text.strip():
         return _Entry("csv", table=pa.table({}), flat=True)  # no header, no rows
     options = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    if raw:
+        with contextlib.suppress(csv.Error):  # malformed: the reader below names the line
+            options = _raw_csv_options(pcsv, pa, text)
     try:
         table = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
     except pa.ArrowException as exc:
@@ -378,25 +455,40 @@ def _parse_csv(data: bytes, display: str) -> _Entry:
     return _Entry("csv", table=table, flat=True)  # CSV cells are never nested
 
 
-def _parse_parquet(data: bytes, display: str) -> _Entry:
+def _parse_parquet(data: bytes, display: str, limit: int) -> _Entry:
     pa = _pyarrow()
     pq = require("pyarrow.parquet", _EXTRA, "Parquet fixture files")
+    # Read in batches, counting decoded bytes: repeated values take little room on disk (and
+    # in the footer's sizes) but their full size in memory, so only reading tells the size.
+    batches = []
+    inflated = 0
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        reader = pq.ParquetFile(pa.BufferReader(data))
+        for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+            inflated += batch.nbytes
+            if inflated > limit:
+                break
+            batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=reader.schema_arrow)
     except (pa.ArrowException, OSError, ValueError) as exc:
         reason = str(exc).removeprefix("Could not open Parquet input source '<Buffer>': ")
         raise FixtureFileError(f"{display} is not a readable Parquet file: {reason}") from None
+    if inflated > limit:
+        raise _too_large(display, limit, None, " when decoded")
     flat = not any(pa.types.is_nested(f.type) for f in table.schema)
     return _Entry("parquet", table=table, flat=flat)
 
 
-def _parse(path: Path, fmt: _Format, display: str) -> _Entry:
-    """Read and parse one fixture file (called once per file version per store)."""
-    data = _read_bytes(path, fmt, display)
+def _parse(path: Path, fmt: _Format, display: str, limit: int, raw: bool = False) -> _Entry:
+    """Read and parse one fixture file (called once per file version per store).
+
+    ``raw`` reads a CSV file's cells as text, without type inference.
+    """
+    data = _read_bytes(path, fmt, display, limit)
     if fmt.kind == "parquet":
-        return _parse_parquet(data, display)
+        return _parse_parquet(data, display, limit)
     if fmt.kind == "csv":
-        return _parse_csv(data, display)
+        return _parse_csv(data, display, raw)
     text = _decode(data, display)
     if fmt.kind == "json":
         return _parse_json(text, display)
@@ -490,15 +582,30 @@ def _parquet_bytes(actual: Any, records: list[dict[str, Any]], display: str) -> 
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    # Replace in one step so a concurrent reader (another xdist worker) never sees half a file.
+    """Replace ``path`` (resolved, checked to be inside the fixtures dir) with ``data``.
+
+    In one step, so a concurrent reader (another xdist worker) never sees half a file. The
+    temporary file is created next to it without following links (``O_EXCL | O_NOFOLLOW``),
+    with the existing file's mode, or 0666 less the umask for a new file, like any editor
+    would; ``os.replace`` swaps the name itself, never what a link there points to.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        before = os.lstat(path)
+    except FileNotFoundError:
+        before = None
+    mode = stat.S_IMODE(before.st_mode) if before and stat.S_ISREG(before.st_mode) else None
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    fd = os.open(tmp, flags, 0o600 if mode is not None else 0o666)
+    try:
+        with open(fd, "wb") as handle:
+            if mode is not None:
+                os.chmod(fd if os.chmod in os.supports_fd else tmp, mode)
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -531,19 +638,30 @@ class FixtureStore:
 
     ``update=True`` (``--pipeline-update-fixtures``) makes :meth:`assert_matches` write
     ``actual`` to the fixture file instead of comparing. ``rootdir`` is only used to print
-    paths relative to it in messages.
+    paths relative to it in messages. ``max_bytes`` (``fixtures_max_mb``) bounds a file's
+    size once decompressed.
+
+    Files are read and written only inside ``fixtures_dir`` (itself resolved once, so it may
+    be a link): a name whose path resolves outside it, through a link to a file or folder, is
+    refused; a link that stays inside is followed.
     """
 
     def __init__(
-        self, fixtures_dir: Path, *, update: bool = False, rootdir: Path | None = None
+        self,
+        fixtures_dir: Path,
+        *,
+        update: bool = False,
+        rootdir: Path | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.fixtures_dir = Path(fixtures_dir).resolve()
         self.update = update
         self.rootdir = Path(rootdir).resolve() if rootdir is not None else None
+        self.max_bytes = max_bytes
         self.updated: list[Path] = []
         """Fixture files written by :meth:`assert_matches` in update mode, in order."""
-        # resolved path -> ((mtime_ns, size, inode), parsed file)
-        self._cache: dict[Path, tuple[tuple[int, int, int], _Entry]] = {}
+        # (resolved path, raw CSV text?) -> ((mtime_ns, size, inode), parsed file)
+        self._cache: dict[tuple[Path, bool], tuple[tuple[int, int, int], _Entry]] = {}
 
     # ---- public API
 
@@ -557,31 +675,32 @@ class FixtureStore:
         return self._existing(self._relative_name(name))
 
     @_user_facing
-    def load(self, name: str) -> Any:
+    def load(self, name: str, *, csv_raw: bool = False) -> Any:
         """The parsed content of the fixture file ``name``, as a fresh copy.
 
         ``.json`` gives whatever the JSON holds (records as a list of dicts); ``.jsonl`` /
-        ``.ndjson``, ``.csv`` and ``.parquet`` give a list of dicts.
+        ``.ndjson``, ``.csv`` and ``.parquet`` give a list of dicts. ``csv_raw=True`` gives a
+        CSV file's cells as the text written (no type inference; an empty cell is ``""``).
         """
         __tracebackhide__ = True
         relative = self._relative_name(name)
-        return self._entry(relative, self._format(relative)).fresh()
+        return self._entry(relative, self._format(relative), csv_raw).fresh()
 
     @_user_facing
-    def load_table(self, name: str) -> Any:
+    def load_table(self, name: str, *, csv_raw: bool = False) -> Any:
         """The fixture file ``name`` as a pyarrow Table (immutable, so it is shared)."""
         __tracebackhide__ = True
         relative = self._relative_name(name)
-        entry = self._entry(relative, self._format(relative))
+        entry = self._entry(relative, self._format(relative), csv_raw)
         return entry.table(self._display(self._existing(relative)))
 
     @_user_facing
-    def load_dataframe(self, name: str) -> pandas.DataFrame:
+    def load_dataframe(self, name: str, *, csv_raw: bool = False) -> pandas.DataFrame:
         """The fixture file ``name`` as a new pandas DataFrame (built from the Arrow table)."""
         __tracebackhide__ = True
         require("pandas", _EXTRA, "Loading a fixture file as a DataFrame")
         relative = self._relative_name(name)
-        entry = self._entry(relative, self._format(relative))
+        entry = self._entry(relative, self._format(relative), csv_raw)
         display = self._display(self._existing(relative))
         try:
             table = entry.table(display)
@@ -603,6 +722,12 @@ class FixtureStore:
         *,
         rel: float | None = None,
         abs: float | None = None,
+        allow_empty: bool = False,
+        key: str | Sequence[str] | None = None,
+        ignore_order: bool = False,
+        ignore_columns: str | Sequence[str] | None = None,
+        tolerance: Mapping[str, float | Mapping[str, float]] | None = None,
+        csv_raw: bool = False,
     ) -> None:
         """Assert that ``actual`` equals the fixture file ``name``; in update mode, write it.
 
@@ -610,15 +735,28 @@ class FixtureStore:
         ``.json`` fixture it may be any JSON value. Floats compare within ``rel`` / ``abs``
         (see :mod:`pytest_pipeline.compare` for the full semantics). On a mismatch raises
         ``AssertionError`` listing the differing rows and keys.
+
+        Rows are compared by position unless ``key`` (a column or several) matches them by
+        key, or ``ignore_order=True`` compares them in any order. ``ignore_columns`` are left
+        out on both sides; ``tolerance`` gives columns their own tolerance (``{"amount": 0.01}``
+        is absolute, ``{"amount": {"rel": 1e-6}}`` relative). ``csv_raw=True`` compares a CSV
+        file's cells as the exact text written.
+
+        Update mode refuses to write an empty ``actual`` (no rows, ``None``, ``{}``, ``""``)
+        unless ``allow_empty=True`` says that no output is the expected result: a broken
+        pipeline that outputs nothing must not silently empty its expected file. With ``key``
+        it writes the rows sorted by key (with ``ignore_order``, by every column) and without
+        the ``ignore_columns``, so the file is stable whatever order the pipeline produced.
         """
         __tracebackhide__ = True
         relative = self._relative_name(name)
         fmt = self._format(relative)
+        match = _Match(rel, abs, key, ignore_order, ignore_columns, tolerance, csv_raw)
         if self.update:
-            self._update(actual, relative, fmt, rel, abs)
+            self._update(actual, relative, fmt, match, allow_empty)
             return
-        entry = self._entry(relative, fmt)
-        diff = self._compare(actual, entry, fmt, relative, rel, abs)
+        entry = self._entry(relative, fmt, csv_raw, creating=True)
+        diff = self._compare(actual, entry, fmt, relative, match)
         if not diff.equal:
             display = self._display(self._existing(relative))
             raise AssertionError(
@@ -650,6 +788,12 @@ class FixtureStore:
         text = os.fspath(name)
         if not isinstance(text, str):
             raise TypeError("a fixture name must be a str path, not bytes")
+        if "\0" in text:
+            raise FixtureFileError(
+                f"fixture name {text!r} contains a NUL character (\\0), which no file name can "
+                "hold; check how the name was built (a stray byte from binary data or a C "
+                "string)"
+            )
         windows = PureWindowsPath(text)
         if PurePosixPath(text).is_absolute() or windows.is_absolute() or windows.drive:
             raise FixtureFileError(
@@ -684,9 +828,32 @@ class FixtureStore:
             )
         return fmt
 
-    def _existing(self, relative: str) -> Path:
+    def _inside(self, relative: str) -> Path:
+        """The resolved path of ``relative``; an error when a link leads out of the directory."""
         __tracebackhide__ = True
-        path = (self.fixtures_dir / relative).resolve()
+        try:
+            path = (self.fixtures_dir / relative).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
+            reason = getattr(exc, "strerror", None) or exc
+            raise FixtureFileError(
+                f"cannot resolve fixture file {relative!r} in {self._dir_display()}: {reason}"
+            ) from None
+        if not path.is_relative_to(self.fixtures_dir):
+            raise FixtureFileError(
+                f"fixture file {relative!r} leads outside the fixtures directory "
+                f"{self._dir_display()}: a symbolic link on the way resolves it to {path}. "
+                "Fixture files are read and written only inside that directory: copy the file "
+                "into it, or make the link point at a file inside it"
+            )
+        return path
+
+    def _existing(self, relative: str, creating: bool = False) -> Path:
+        """The file's resolved path; a clear error when it is missing.
+
+        ``creating``: the caller is ``assert_matches``, whose missing file update mode writes.
+        """
+        __tracebackhide__ = True
+        path = self._inside(relative)
         if path.is_file():
             return path
         if not self.fixtures_dir.is_dir():
@@ -708,6 +875,11 @@ class FixtureStore:
             hint = "no file with a similar name there"
         else:
             hint = "the directory holds no files"
+        if creating:
+            hint += (
+                f"; if it is a new expected-output file, run pytest with {_UPDATE_HINT} to "
+                "create it from actual, then review it"
+            )
         raise FixtureFileError(
             f"fixture file {relative!r} not found in the fixtures directory "
             f"{self._dir_display()}: {hint}"
@@ -725,9 +897,16 @@ class FixtureStore:
                     return found
         return found
 
-    def _entry(self, relative: str, fmt: _Format) -> _Entry:
+    def _entry(
+        self, relative: str, fmt: _Format, raw: bool = False, *, creating: bool = False
+    ) -> _Entry:
         __tracebackhide__ = True
-        path = self._existing(relative)
+        if raw and fmt.kind != "csv":
+            raise FixtureFileError(
+                f"csv_raw=True reads a .csv fixture's cells as text, but {relative!r} is not a "
+                "CSV file; JSON, JSON Lines and Parquet keep their own types: drop csv_raw"
+            )
+        path = self._existing(relative, creating)
         try:
             stat = path.stat()
         except OSError as exc:
@@ -736,21 +915,15 @@ class FixtureStore:
             ) from None
         # The inode catches atomic rewrites (editors, our update mode) within one mtime tick.
         key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        cached = self._cache.get(path)
+        cached = self._cache.get((path, raw))
         if cached is not None and cached[0] == key:
             return cached[1]
-        entry = _parse(path, fmt, self._display(path))
-        self._cache[path] = (key, entry)
+        entry = _parse(path, fmt, self._display(path), self.max_bytes, raw)
+        self._cache[(path, raw)] = (key, entry)
         return entry
 
     def _compare(
-        self,
-        actual: Any,
-        entry: _Entry,
-        fmt: _Format,
-        relative: str,
-        rel: float | None,
-        abs: float | None,
+        self, actual: Any, entry: _Entry, fmt: _Format, relative: str, match: _Match
     ) -> Diff:
         __tracebackhide__ = True
         if not is_tabular(actual) and fmt.kind != "json" and not _is_record_list(actual):
@@ -761,27 +934,46 @@ class FixtureStore:
             )
         try:
             records = to_records(actual) if is_tabular(actual) else actual
-            return compare(records, entry.data(), rel, abs, text_loose=fmt.kind == "csv")
-        except ValueError as exc:  # a bad tolerance, duplicate DataFrame columns
+            return compare(
+                records,
+                entry.data(),
+                match.rel,
+                match.abs,
+                text_loose=fmt.kind == "csv" and not match.csv_raw,
+                key=match.key,
+                ignore_order=match.ignore_order,
+                ignore_columns=match.ignore_columns,
+                tolerance=match.tolerance,
+            )
+        except ValueError as exc:  # a bad tolerance or key, duplicate DataFrame columns
             raise ValueError(f"assert_matches_fixture(..., {relative!r}): {exc}") from None
 
     def _update(
-        self,
-        actual: Any,
-        relative: str,
-        fmt: _Format,
-        rel: float | None,
-        abs: float | None,
+        self, actual: Any, relative: str, fmt: _Format, match: _Match, allow_empty: bool
     ) -> None:
         __tracebackhide__ = True
-        path = (self.fixtures_dir / relative).resolve()
-        if path.is_file():
+        path = self._inside(relative)
+        exists = path.is_file()
+        if exists:
             try:
-                if self._compare(actual, self._entry(relative, fmt), fmt, relative, rel, abs).equal:
+                entry = self._entry(relative, fmt, match.csv_raw)
+                if self._compare(actual, entry, fmt, relative, match).equal:
                     return  # leave an equal file alone: no churn in version control
             except FixtureFileError:
                 pass  # malformed: overwrite it
+            except ValueError:
+                pass  # e.g. a key duplicated in the old file; actual is checked just below
+        actual = self._shaped(actual, relative, match)
         display = self._display(path)
+        if not allow_empty and _is_empty(actual):
+            raise FixtureFileError(
+                f"assert_matches_fixture: actual for {relative!r} is empty, and "
+                f"{_UPDATE_HINT} "
+                + (f"would empty {display}" if exists else f"would write {display} empty")
+                + "; if the pipeline produced nothing by mistake, fix it first. If no output is "
+                f"the expected result, say so: assert_matches_fixture(actual, {relative!r}, "
+                "allow_empty=True)"
+            )
         if fmt.kind == "json":
             value = to_records(actual) if is_tabular(actual) else actual
             text = json.dumps(_jsonable(value, "actual"), indent=2, ensure_ascii=False) + "\n"
@@ -805,9 +997,43 @@ class FixtureStore:
                 data = _parquet_bytes(actual, records, display)
         if fmt.gz:
             data = gzip.compress(data, mtime=0)  # mtime=0: same content, same bytes
-        _write_atomically(path, data)
-        self._cache.pop(path, None)
+        try:
+            _write_atomically(path, data)
+        except OSError as exc:
+            raise FixtureFileError(f"cannot write {display}: {exc.strerror or exc}") from None
+        for raw in (False, True):
+            self._cache.pop((path, raw), None)
         self.updated.append(path)
+
+    def _shaped(self, actual: Any, relative: str, match: _Match) -> Any:
+        """``actual`` as update mode writes it: without ``ignore_columns``, in a stable order.
+
+        A duplicated key or a row without the key columns is refused here, as comparing would.
+        """
+        __tracebackhide__ = True
+        if not (match.key or match.ignore_order or match.ignore_columns):
+            return actual
+        if not (is_tabular(actual) or _is_record_list(actual)):
+            return actual  # not records: writing it fails with the usual message
+        try:
+            records = to_records(actual)
+            drop = _names(match.ignore_columns)
+            if drop:
+                records = [{k: v for k, v in row.items() if k not in drop} for row in records]
+            order = order_for_write(records, match.key, match.ignore_order)
+        except ValueError as exc:
+            raise ValueError(f"assert_matches_fixture(..., {relative!r}): {exc}") from None
+        if not is_tabular(actual):
+            return [records[i] for i in order]
+        return _reordered_table(actual, drop, order)
+
+
+def _is_empty(value: Any) -> bool:
+    """No rows, or (for a ``.json`` fixture) an empty or null value."""
+    if value is None:
+        return True
+    # len(), not truth: a DataFrame has no truth value; its len() is its row count.
+    return isinstance(value, Sized) and not isinstance(value, bytes | bytearray) and len(value) == 0
 
 
 def _is_record_list(value: Any) -> bool:

@@ -38,38 +38,45 @@ def _pipeline_fixture_store(
         pipeline_config.fixtures_dir,
         update=pipeline_config.update_fixtures,
         rootdir=pipeline_config.rootdir,
+        max_bytes=int(pipeline_config.fixtures_max_mb * 1024 * 1024),
     )
     pytestconfig.stash[STORE_KEY] = store  # the plugin reports the files update mode wrote
     return store
 
 
 @pytest.fixture
-def load_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[[str], Any]:
-    """``load_fixture(name)``: a file from ``fixtures_dir`` as Python data (a fresh copy)."""
+def load_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..., Any]:
+    """``load_fixture(name, csv_raw=False)``: a file from ``fixtures_dir`` as Python data.
+
+    A fresh copy; ``csv_raw=True`` keeps a CSV file's cells as the text written.
+    """
     return _pipeline_fixture_store.load
 
 
 @pytest.fixture
 def load_fixture_as_dataframe(
     _pipeline_fixture_store: FixtureStore,
-) -> Callable[[str], pandas.DataFrame]:
-    """``load_fixture_as_dataframe(name)``: a fixture file as a pandas DataFrame."""
+) -> Callable[..., pandas.DataFrame]:
+    """``load_fixture_as_dataframe(name, csv_raw=False)``: a fixture file as a DataFrame."""
     return _pipeline_fixture_store.load_dataframe
 
 
 @pytest.fixture
 def load_fixture_as_table(
     _pipeline_fixture_store: FixtureStore,
-) -> Callable[[str], pyarrow.Table]:
-    """``load_fixture_as_table(name)``: a fixture file as a pyarrow Table."""
+) -> Callable[..., pyarrow.Table]:
+    """``load_fixture_as_table(name, csv_raw=False)``: a fixture file as a pyarrow Table."""
     return _pipeline_fixture_store.load_table
 
 
 @pytest.fixture
 def assert_matches_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..., None]:
-    """``assert_matches_fixture(actual, name, rel=, abs=)``: compare with an expected file.
+    """``assert_matches_fixture(actual, name, ...)``: compare with an expected file.
 
-    With ``--pipeline-update-fixtures`` the file is written from ``actual`` instead.
+    Keywords: ``rel=``, ``abs=``, ``allow_empty=``, ``key=`` (match rows by these columns),
+    ``ignore_order=``, ``ignore_columns=``, ``tolerance=`` (per column) and ``csv_raw=``; see
+    docs/fixture-files.md. With ``--pipeline-update-fixtures`` the file is written from
+    ``actual`` instead (sorted by ``key``); an empty ``actual`` only with ``allow_empty=True``.
     """
     return _pipeline_fixture_store.assert_matches
 
