@@ -5,9 +5,10 @@ Importing this package is cheap: no data or client library is loaded until a tes
 
 from __future__ import annotations
 
+from pytest_pipeline.contracts import edge_case, transform_contract
 from pytest_pipeline.dlq import assert_dlq_count
 
-__all__ = ["__version__", "assert_dlq_count"]
+__all__ = ["__version__", "assert_dlq_count", "edge_case", "transform_contract"]
 
 try:
     from importlib.metadata import version as _version

@@ -157,6 +157,11 @@ def load_suite(path: str | os.PathLike[str], *, display: str | None = None) -> A
     """Load a suite JSON file (``ExpectationSuite.to_json_dict()`` format) as a GE suite."""
     path = Path(path)
     display = display or str(path)
+    return build_suite(read_suite_data(path, display), display, default_name=path.stem)
+
+
+def read_suite_data(path: Path, display: str) -> Any:
+    """The JSON data of a suite file, without Great Expectations (the synthetic data reads it)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -167,7 +172,7 @@ def load_suite(path: str | os.PathLike[str], *, display: str | None = None) -> A
         raise SuiteError(
             f"{display} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
-    return build_suite(data, display, default_name=path.stem)
+    return data
 
 
 class SuiteLibrary:
@@ -201,6 +206,7 @@ class SuiteLibrary:
 
     def path(self, name: str) -> Path:
         """The file of suite ``name`` (``name`` or ``name.json``); SuiteError if missing."""
+        __tracebackhide__ = True  # a wrong name is the caller's: show their line
         relative = name[:-5] if name.endswith(".json") else name
         candidate = (self.directory / f"{relative}.json").resolve()
         if candidate.is_file() and candidate.is_relative_to(self.directory):
@@ -217,6 +223,13 @@ class SuiteLibrary:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(names) if names else "none"
         raise SuiteError(f"no suite {name!r} in {where} (suites there: {listing}).{hint}")
+
+    def data(self, name: str) -> tuple[Any, str]:
+        """The JSON data of suite ``name`` and the file's display path (no GE import)."""
+        __tracebackhide__ = True
+        path = self.path(name)
+        display = self._display(path)
+        return read_suite_data(path, display), display
 
     def load(self, name: str) -> Any:
         """A fresh GE ``ExpectationSuite`` built from the file of suite ``name``."""

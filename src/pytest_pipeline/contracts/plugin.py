@@ -1,0 +1,73 @@
+"""The pytest side of transform contracts: expand each declaration at collection.
+
+``transform_contract(...)`` returns a test function taking one argument; this hook
+parametrizes it with the contract's scenarios, so each is an ordinary collected test (own node
+id, ``-k``, ``--lf``, pytest-xdist). A bad declaration is a collection error naming the test.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_pipeline import config as _config
+from pytest_pipeline.contracts.spec import CASE_ARG, CONTRACT_ATTR, Contract, ContractError
+
+if TYPE_CHECKING:
+    from pytest_pipeline.fixture_files import FixtureStore
+
+_STORE_KEY = pytest.StashKey["FixtureStore"]()
+
+
+def _store(config: pytest.Config) -> FixtureStore:
+    """The fixture files as collection reads them (the same loader and limits as the tests)."""
+    store = config.stash.get(_STORE_KEY, None)
+    if store is None:
+        from pytest_pipeline.fixture_files import FixtureStore
+
+        resolved = _config.from_pytest(config)
+        store = config.stash[_STORE_KEY] = FixtureStore(
+            resolved.fixtures_dir,
+            rootdir=resolved.rootdir,
+            max_bytes=int(resolved.fixtures_max_mb * 1024 * 1024),
+        )
+    return store
+
+
+def _loader(config: pytest.Config) -> Any:
+    def load(name: str, kind: str) -> Any:
+        store = _store(config)
+        if kind == "pandas":
+            return store.load_dataframe(name)
+        if kind == "arrow":
+            return store.load_table(name)
+        return store.load(name)
+
+    return load
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    contract = getattr(metafunc.function, CONTRACT_ATTR, None)
+    if not isinstance(contract, Contract):
+        return
+    from pytest_pipeline.contracts import scenarios
+
+    test = metafunc.definition.nodeid
+    try:
+        prepared = scenarios.prepare(contract, test, _loader(metafunc.config))
+        found = scenarios.cases(prepared)
+    except ContractError as exc:
+        # Reported like a broken test module: "ERROR collecting ...", the message alone.
+        raise pytest.Collector.CollectError(str(exc)) from None
+    metafunc.parametrize(
+        CASE_ARG,
+        [
+            pytest.param(
+                case,
+                id=case.id,
+                marks=[pytest.mark.skip(reason=case.skip_reason)] if case.skip_reason else [],
+            )
+            for case in found
+        ],
+    )
