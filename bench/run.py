@@ -22,6 +22,10 @@ BENCHMARKS = {
     "quality": "bench_quality",
     "budgets": "bench_budgets",
     "docker": "bench_docker",
+    "synth": "bench_synth",
+    "schema": "bench_schema",
+    "template_check": "bench_template_check",
+    "compare_keyed": "bench_compare_keyed",
 }
 
 

@@ -261,7 +261,7 @@ def test_unknown_key_without_close_match_lists_valid_keys(
     assert_usage_error(
         result,
         "ERROR: pytest-pipeline: unknown configuration key 'zzz' in *. "
-        "Valid keys: allowed_hosts, budgets, dlq_assertions, *seed, services.",
+        "Valid keys: allowed_hosts, budgets, compare_fail, dlq_assertions, *seed, services.",
     )
     assert "did you mean" not in result.stderr.str()
 
@@ -315,7 +315,8 @@ def test_unknown_key_without_close_match_lists_valid_keys(
         ),
         pytest.param(
             "[tool.pytest-pipeline.services]\nstartup_timeout = -1",
-            "services.startup_timeout in * must be a positive number, got -1.",
+            "services.startup_timeout in * must be a positive number of seconds, at least 0.1 "
+            "and at most 86400, got -1.",
             id="startup_timeout",
         ),
         pytest.param(
@@ -475,3 +476,27 @@ def test_config_error_is_a_usage_error() -> None:
     # pytest prints UsageError as "ERROR: <message>" with no traceback: that is what makes
     # every configuration problem come out clean.
     assert issubclass(ConfigError, pytest.UsageError)
+
+
+@pytest.mark.parametrize(
+    ("parse", "value"),
+    [
+        (pipeline_config._as_int, "\u0663"),  # Arabic-Indic 3: int() would read 3
+        (pipeline_config._as_positive_float, "\u0663"),
+        (pipeline_config._as_positive_float, "\uff11"),  # fullwidth 1
+        (pipeline_config._as_timeout, "1e-300"),
+        (pipeline_config._as_timeout, 1e-300),
+        (pipeline_config._as_megabytes, "\u0663"),
+    ],
+)
+def test_numbers_are_ascii_and_in_range(parse: Callable[[object], object], value: object) -> None:
+    with pytest.raises(ValueError, match=r"^a positive number|^an integer"):
+        parse(value)
+
+
+def test_timeouts_and_sizes_share_one_range_parser() -> None:
+    assert pipeline_config._as_timeout("0.1") == 0.1
+    assert pipeline_config._as_timeout(86400) == 86400.0
+    assert pipeline_config._as_megabytes("1_024") == 1024.0
+    with pytest.raises(ValueError, match=r"^a positive number of MB, at most 1048576$"):
+        pipeline_config._as_megabytes(0)

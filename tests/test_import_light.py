@@ -83,7 +83,7 @@ def test_missing_optional_dependency_names_the_extra() -> None:
         "Great Expectations suites needs the Python package 'pytest_pipeline_no_such_module'"
         in message
     )
-    assert 'pip install "pytest-pipeline[quality]"' in message
+    assert 'pip install "pytest-pipeline[quality]>=1.0"' in message
     assert isinstance(info.value, ImportError)
     assert info.value.__cause__ is None
 
@@ -102,7 +102,7 @@ def test_missing_optional_dependency_in_a_test_run(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         [
             "*MissingDependencyError: the docker backend needs the Python package "
-            "'pytest_pipeline_no_such_module'*pip install \"pytest-pipeline[[]docker[]]\"",
+            "'pytest_pipeline_no_such_module'*pip install \"pytest-pipeline[[]docker[]]>=1.0\"",
         ]
     )
     assert "_optional.py" not in result.stdout.str()

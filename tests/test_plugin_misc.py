@@ -217,7 +217,7 @@ def test_doctor_shows_services_and_overrides_with_secrets_masked(tmp_path: Path)
 
 def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--co")
-    result.stdout.fnmatch_lines(["plugins: *pipeline-0*"])
+    result.stdout.fnmatch_lines(["plugins: *pipeline-1.*"])
 
 
 def test_doctor_tells_which_backend_each_service_uses(tmp_path: Path) -> None:
@@ -228,10 +228,29 @@ def test_doctor_tells_which_backend_each_service_uses(tmp_path: Path) -> None:
     lines = doctor.render(resolved).splitlines()
     # No engine here (tests/conftest.py points DOCKER_HOST nowhere): auto means local.
     assert lines[0].startswith("docker engine: no - no Docker engine answers at unix:///")
-    assert lines[1] == "service backends:"
+    # The session's own choice, asked of its manager, and why.
+    assert lines[1].startswith("backend auto: local - no Docker engine answers at unix:///")
+    assert lines[2] == "service backends:"
     assert "    docker: no engine (image postgres:16-alpine)" in lines
     assert "  kafka: uses external (a URL is configured)" in lines
     assert "    external: configured" in lines
-    postgres = lines[lines.index("  postgres: uses local") + 1]
+    postgres = lines[lines.index("  postgres: uses local (auto)") + 1]
     assert postgres.startswith("    local: yes - PostgreSQL ")
     assert "    external: not configured (PYTEST_PIPELINE_POSTGRES_URL)" in lines
+
+
+def test_doctor_with_backend_external_and_no_url_says_nothing_runs(tmp_path: Path) -> None:
+    # It used to say "uses external (a URL is configured)" and then "external: not configured".
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest-pipeline.services]\nbackend = "external"\n'
+        's3 = { endpoint = "http://localhost:9000", access_key = "k", secret_key = "s" }\n'
+    )
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    lines = doctor.render(resolved).splitlines()
+    assert (
+        "  kafka: uses nothing: services.backend = external, but no URL is configured for kafka"
+        in lines
+    )
+    assert "    external: not configured (PYTEST_PIPELINE_KAFKA_BOOTSTRAP)" in lines
+    assert "  s3: uses external (a URL is configured)" in lines
+    assert "    external: configured" in lines

@@ -550,7 +550,7 @@ def test_missing_extra_names_the_install_command(
             "*ERROR at setup of test_needs_ge*",
             "E**MissingDependencyError: Great Expectations suites (the quality layer) needs "
             "the Python package 'great_expectations' which is not installed (*). "
-            'Install it with: pip install "pytest-pipeline[[]quality[]]"',
+            'Install it with: pip install "pytest-pipeline[[]quality[]]>=1.0"',
         ]
     )
     assert "pytest-pipeline quality:" not in result.stdout.str()

@@ -135,7 +135,8 @@ def test_html_has_one_series_per_test_in_time_order_and_a_hardware_marker(
     assert [when for when, _ in chart.series[FAST]] == times
     assert [value for _, value in chart.series[FAST]] == [1000.0, 2000.0, 3000.0, 4000.0]
     assert [value for _, value in chart.series[ODD]] == [50.0, 60.0, 70.0, 80.0]
-    assert chart.changes == [datetime(2024, 3, 3, 9, tzinfo=UTC)]
+    # Marked in each test's panel.
+    assert chart.changes == [datetime(2024, 3, 3, 9, tzinfo=UTC)] * 2
     assert "cpu_count: 4 -&gt; 64" in page
     # Lines break at the change: two segments per series.
     assert page.count("<polyline") == 4
@@ -191,7 +192,7 @@ def test_png_without_matplotlib_names_the_extra(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: import fails
     err = _fails(capsys, history, "-o", tmp_path / "t.png")
     assert "pytest-pipeline report -o *.png needs the Python package 'matplotlib'" in err
-    assert 'pip install "pytest-pipeline[report]"' in err
+    assert 'pip install "pytest-pipeline[report]>=1.0"' in err
     assert not (tmp_path / "t.png").exists()
 
 
@@ -291,3 +292,98 @@ def test_the_module_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+# --------------------------------------------------------------------------- small multiples
+
+
+class _Panels(HTMLParser):
+    """Per panel (test id): y ticks, point heights (SVG y), floor values, hardware marks."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.panels: list[dict[str, Any]] = []
+        self._tick = False
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        panel = self.panels[-1] if self.panels else None
+        if tag == "g" and attr.get("class") == "panel":
+            self.panels.append({"ticks": [], "ys": [], "floor": [], "changes": 0, "test": None})
+        elif panel is None:
+            return
+        elif tag == "g" and attr.get("class") == "series":
+            panel["test"] = attr["data-test"]
+        elif tag == "g" and attr.get("class") == "floor":
+            panel["floor"] = [float(v) for v in str(attr["data-values"]).split()]
+        elif tag == "g" and attr.get("class") == "hardware-change":
+            panel["changes"] += 1
+        elif tag == "circle":
+            panel["ys"].append(float(str(attr["cy"])))
+        elif tag == "text" and attr.get("class") == "tick" and attr.get("text-anchor") == "end":
+            self._tick = True
+
+    def handle_data(self, data: str) -> None:
+        if self._tick:
+            self.panels[-1]["ticks"].append(data)
+            self._tick = False
+
+    def by_test(self) -> dict[str, dict[str, Any]]:
+        return {panel["test"]: panel for panel in self.panels}
+
+
+UNLIKE = [  # a fast test at ~3.5 M records/s beside one at ~200 k whose drop must show
+    ("r1.json", "2024-03-01T09:00:00+00:00", 4, {FAST: 3_500_000.0, ODD: 210_000.0}),
+    ("r2.json", "2024-03-02T09:00:00+00:00", 4, {FAST: 3_550_000.0, ODD: 205_000.0}),
+    ("r3.json", "2024-03-03T09:00:00+00:00", 4, {FAST: 3_480_000.0, ODD: 160_000.0}),
+    ("r4.json", "2024-03-04T09:00:00+00:00", 8, {FAST: 3_600_000.0, ODD: 158_000.0}),
+]
+
+
+@pytest.fixture
+def unlike(saved_report: dict[str, Any], tmp_path: Path) -> Path:
+    for row in saved_report["performance"]:
+        # As --pipeline-report writes it: the floor that applied (time_scale included).
+        row["limits"]["min_records_per_second"] = 150_000.0 if row["nodeid"] == ODD else None
+    folder = tmp_path / "unlike"
+    for name, created, cores, rates in UNLIKE:
+        _copy(saved_report, folder / name, created, cores, rates)
+    return folder
+
+
+def test_each_test_gets_its_own_panel_and_axis(unlike: Path, tmp_path: Path) -> None:
+    out = tmp_path / "trend.html"
+    assert _report(unlike, "-o", out) == 0
+    page = out.read_text()
+    panels = _Panels(page).by_test()
+    assert set(panels) == {FAST, ODD}
+    # The 200 k test's axis is its own: ticks around 150-210 k, not 0-4 M.
+    odd_ticks = panels[ODD]["ticks"]
+    assert all(tick.endswith("k") for tick in odd_ticks), odd_ticks
+    # Its 24 % drop spans most of the panel's height (on one shared 0-4 M axis it was ~2 %).
+    ys = panels[ODD]["ys"]
+    assert max(ys) - min(ys) > 100, ys
+    assert "latest 158k/s" in page
+    # The budget floor of the test that has one is drawn in its panel, and only there.
+    assert panels[ODD]["floor"] == [150_000.0] * 4
+    assert panels[FAST]["floor"] == []
+    assert "budget floor 150k/s" in page
+    # The hardware change is marked in every panel.
+    assert panels[ODD]["changes"] == panels[FAST]["changes"] == 1
+
+
+def test_png_has_a_panel_per_test(unlike: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    out = tmp_path / "trend.png"
+    assert _report(unlike, "-o", out) == 0
+    pixels = imread(str(out))
+    width = pixels.shape[1]
+    assert width == 1100, width
+    # Two panels side by side: the red floor is drawn in the right-hand (ODD) panel only.
+    red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)
+    columns = red.any(axis=0).nonzero()[0]
+    assert columns.size > 0
+    assert columns.min() > width // 2, columns[:5]

@@ -7,6 +7,17 @@ from types import ModuleType
 
 from pytest_pipeline.errors import MissingDependencyError
 
+#: Every install line the project prints or writes carries this floor: the package index also
+#: holds an unrelated, older ``pytest-pipeline`` (0.3.0) with the same import name.
+VERSION_FLOOR = ">=1.0"
+
+
+def requirement(extras: str | None = None) -> str:
+    """The requirement to install this package (with ``extras``), floor included."""
+    return (
+        f"pytest-pipeline[{extras}]{VERSION_FLOOR}" if extras else f"pytest-pipeline{VERSION_FLOOR}"
+    )
+
 
 def require(module: str, extra: str | None, feature: str) -> ModuleType:
     """Import ``module`` or raise an error telling what to install for ``feature``.
@@ -18,7 +29,7 @@ def require(module: str, extra: str | None, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        target = f"pytest-pipeline[{extra}]" if extra else "pytest-pipeline"
+        target = requirement(extra)
         core = ", a core dependency of pytest-pipeline," if extra is None else ""
         raise MissingDependencyError(
             f"{feature} needs the Python package {module!r}{core} which is not installed "

@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 
 from pytest_pipeline.errors import ConfigError
+from pytest_pipeline.masking import Secret, SecretURL, mask_secrets
 
 SECTION = "tool.pytest-pipeline"
 ENV_PREFIX = "PYTEST_PIPELINE_"
 LAYERS = ("unit", "integration", "performance", "quality")
 DLQ_MODES = ("strict", "warn", "off")
+PII_MODES = ("error", "warn", "off")
 BACKENDS = ("auto", "docker", "local", "external")
 MISSING_MODES = ("error", "skip")
 NETWORKS = ("bridge", "host")
@@ -51,7 +53,7 @@ def _as_int(value: Any) -> int:
         raise ValueError("an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():  # int() takes any script's digits
         try:
             return int(value.strip().replace("_", ""))
         except ValueError:
@@ -65,14 +67,45 @@ def _as_positive_float(value: Any) -> float:
     number: float | None = None
     if isinstance(value, int | float):
         number = float(value)
-    elif isinstance(value, str):
+    elif isinstance(value, str) and value.isascii():  # float() takes any script's digits
         try:
             number = float(value.strip().replace("_", ""))
         except ValueError:
             number = None
-    if number is None or not number > 0:
+    if number is None or not number > 0:  # nan is not > 0
         raise ValueError("a positive number")
     return number
+
+
+def _bounded_number(unit: str, most: float, least: float = 0.0) -> Callable[[Any], float]:
+    """A parser of a positive number of ``unit``, from ``least`` (exclusive of 0) to ``most``.
+
+    Every bad value gets the whole range in its message.
+    """
+    low = f"at least {least:.15g} and " if least else ""
+    expected = f"a positive number of {unit}, {low}at most {most:.15g}"
+
+    def parse(value: Any) -> float:
+        try:
+            number = _as_positive_float(value)
+        except ValueError:
+            raise ValueError(expected) from None
+        if not least <= number <= most:
+            raise ValueError(expected)
+        return number
+
+    return parse
+
+
+#: The longest wait services.startup_timeout may ask for: a day (inf would overflow the clocks).
+MAX_TIMEOUT = 86400.0
+#: The shortest: below it no server answers and every wait only fails (1e-300 is a typo).
+MIN_TIMEOUT = 0.1
+_as_timeout = _bounded_number("seconds", MAX_TIMEOUT, MIN_TIMEOUT)
+
+#: The largest size a *_mb key may give (1 TiB): inf or 1e308 MB have no byte count.
+MAX_MEGABYTES = 1024.0 * 1024.0
+_as_megabytes = _bounded_number("MB", MAX_MEGABYTES)
 
 
 def _as_str(value: Any) -> str:
@@ -179,6 +212,29 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
     ),
     _setting(
+        "fixtures_max_mb",
+        _as_megabytes,
+        256.0,
+        "Largest fixture file loaded, in MB once decompressed; a larger one is an error.",
+        "number (MB)",
+    ),
+    _setting(
+        "fixtures_pii",
+        _choice(*PII_MODES),
+        "warn",
+        "What fixture files holding data that looks real (card numbers, IBANs, e-mail "
+        "addresses, phone numbers, national IDs) do at collection: error, warn, off.",
+        "error | warn | off",
+    ),
+    _setting(
+        "fixtures_pii_allow",
+        _as_str_list,
+        (),
+        "File globs (relative to fixtures_dir) and exact values the fixtures_pii scan lets "
+        "through.",
+        "list of strings",
+    ),
+    _setting(
         "seed",
         _as_seed,
         1234,
@@ -245,10 +301,46 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.startup_timeout",
-        _as_positive_float,
+        _as_timeout,
         60.0,
         "Seconds a server may take to become ready.",
         "number (seconds)",
+    ),
+    _setting(
+        "services.postgres.schema",
+        _as_str_list,
+        (),
+        "SQL files and directories of .sql files (natural order of names) applied, in order, "
+        "to the template every test database is copied from; relative to the rootdir.",
+        "list of paths",
+        env=False,
+    ),
+    _setting(
+        "services.postgres.schema_hook",
+        _as_str,
+        None,
+        "'module:function' called with the template's DSN before the schema files (Alembic); "
+        "its module's file is hashed into the template's cache key.",
+        "string",
+        env=False,
+    ),
+    _setting(
+        "services.postgres.schema_command",
+        _as_str,
+        None,
+        "Shell command run in the rootdir with the template's DSN in DATABASE_URL, after "
+        "schema_hook and before the schema files.",
+        "string",
+        env=False,
+    ),
+    _setting(
+        "services.postgres.schema_inputs",
+        _as_str_list,
+        (),
+        "Files or directories not run but hashed into the template's cache key (e.g. "
+        "alembic/versions for a schema_hook or schema_command).",
+        "list of paths",
+        env=False,
     ),
     _setting(
         "budgets.max_seconds",
@@ -280,6 +372,15 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Multiplies every time budget (slower CI hardware).",
         "number",
+        cli=True,
+    ),
+    _setting(
+        "compare_fail",
+        _as_bool,
+        False,
+        "Fail the run (exit code 1) when --pipeline-compare finds a regression beyond "
+        "--pipeline-compare-threshold; the option takes no value.",
+        "boolean",
         cli=True,
     ),
 )
@@ -331,6 +432,13 @@ class ServiceConfig:
     secret_key: str | None = None
     region: str | None = None
 
+    def __post_init__(self) -> None:
+        # Clients get the real values; repr() (pytest -vv, -l, diffs) shows them masked.
+        if self.url:
+            object.__setattr__(self, "url", SecretURL(self.url))
+        if self.secret_key:
+            object.__setattr__(self, "secret_key", Secret(self.secret_key))
+
     @property
     def is_external(self) -> bool:
         """Whether a URL for an already running server was configured."""
@@ -356,6 +464,7 @@ class PipelineConfig:
     source: Path | None
     fixtures_dir: Path
     expectations_dir: Path
+    fixtures_max_mb: float
     seed: int
     seed_was_random: bool
     dlq_assertions: str
@@ -374,7 +483,15 @@ class PipelineConfig:
     overrides: tuple[BudgetOverride, ...] = ()
     update_fixtures: bool = False
     keep_failed: bool = False
+    fixtures_pii: str = "warn"
+    fixtures_pii_allow: tuple[str, ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict)
+    # services.postgres.schema*: what the template database is built from (services/schema.py).
+    postgres_schema: tuple[str, ...] = ()
+    postgres_schema_hook: str | None = None
+    postgres_schema_command: str | None = None
+    postgres_schema_inputs: tuple[str, ...] = ()
+    compare_fail: bool = False
 
     def describe(self) -> str:
         """The essentials for the pytest header line."""
@@ -402,7 +519,11 @@ def _parse(setting_key: str, parse: Callable[[Any], Any], value: Any, where: str
         return parse(value)
     except ValueError as exc:
         # Secrets are never echoed, not even when they are of the wrong type.
-        shown = "a value of type " + type(value).__name__ if "key" in setting_key else repr(value)
+        shown = (
+            "a value of type " + type(value).__name__
+            if "key" in setting_key
+            else mask_secrets(repr(value))
+        )
         raise ConfigError(
             f"pytest-pipeline: {setting_key} in {where} must be {exc}, got {shown}."
         ) from None
@@ -417,10 +538,35 @@ def read_pyproject(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pytest-pipeline: cannot parse {path}: {exc}") from None
-    section = data.get("tool", {}).get("pytest-pipeline", {})
+    tools = data.get("tool", {})
+    section = tools.get("pytest-pipeline", {}) if isinstance(tools, dict) else {}
     if not isinstance(section, dict):
         raise ConfigError(f"pytest-pipeline: [{SECTION}] in {path} must be a table.")
+    if not section and isinstance(tools, dict):
+        _check_near_miss(tools, path)
     return section
+
+
+def _check_near_miss(tools: dict[str, Any], path: Path) -> None:
+    """Refuse ``[tool.pytest_pipeline]`` and its kin: a misspelt table would be ignored silently.
+
+    A spelling of our name (``pytest_pipeline``, ``pytest-pipelines``, ...) is ours whatever it
+    holds; a looser near-miss (``[tool.pipeline]``) only when it holds one of our keys, so
+    another tool's table of that name is left alone.
+    """
+    ours = {key.split(".", 1)[0] for key in SETTINGS_BY_KEY}
+    for name, table in tools.items():
+        if name == "pytest-pipeline":
+            continue  # present but empty
+        squashed = name.lower().replace("_", "").replace("-", "").replace(".", "")
+        spelling = squashed.removesuffix("s") == "pytestpipeline"
+        close = bool(difflib.get_close_matches(name.lower(), ["pytest-pipeline"], cutoff=0.75))
+        loose = squashed.removesuffix("s") == "pipeline" or close
+        if spelling or (loose and isinstance(table, dict) and ours & set(table)):
+            raise ConfigError(
+                f"pytest-pipeline: [tool.{name}] in {path} is not read: the table is "
+                f"[{SECTION}] (with a hyphen). Rename it."
+            )
 
 
 def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
@@ -434,6 +580,12 @@ def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
             valid = [k.split(".", 1)[1] for k in SETTINGS_BY_KEY if k.startswith(key + ".")]
             valid += list(SERVICES) if key == "services" else ["override"]
             for sub, subvalue in value.items():
+                if sub in SERVICES and isinstance(subvalue, dict):
+                    # Settings of the table (services.postgres.schema): hoisted to the top.
+                    subvalue = dict(subvalue)
+                    for name in list(subvalue):
+                        if f"{key}.{sub}.{name}" in SETTINGS_BY_KEY:
+                            flat[f"{key}.{sub}.{name}"] = subvalue.pop(name)
                 if sub not in valid:
                     raise _unknown(f"{key}.{sub}", where, [f"{key}.{v}" for v in valid])
                 flat[f"{key}.{sub}"] = subvalue
@@ -452,7 +604,9 @@ def _service_config(name: str, table: Any, env: Mapping[str, str], where: str) -
             raise ConfigError(f"pytest-pipeline: {key} in {where} must be a table.")
         for sub, value in table.items():
             if sub not in SERVICE_KEYS[name]:
-                raise _unknown(f"{key}.{sub}", where, [f"{key}.{k}" for k in SERVICE_KEYS[name]])
+                valid = [f"{key}.{k}" for k in SERVICE_KEYS[name]]
+                valid += [k for k in SETTINGS_BY_KEY if k.startswith(f"{key}.")]  # schema...
+                raise _unknown(f"{key}.{sub}", where, valid)
             values[sub] = _parse(f"{key}.{sub}", _as_str, value, where)
     for sub in SERVICE_KEYS[name]:
         variable = SERVICE_ENV.get((name, sub))
@@ -555,6 +709,7 @@ def resolve(
         source=path if section else None,
         fixtures_dir=rootdir / values["fixtures_dir"],
         expectations_dir=rootdir / values["expectations_dir"],
+        fixtures_max_mb=values["fixtures_max_mb"],
         seed=seed,
         seed_was_random=seed_was_random,
         dlq_assertions=values["dlq_assertions"],
@@ -573,7 +728,14 @@ def resolve(
         overrides=tuple(_override(e, i, where) for i, e in enumerate(overrides_raw)),
         update_fixtures=bool(cli.get("pipeline_update_fixtures")),
         keep_failed=bool(cli.get("pipeline_keep_failed")),
+        fixtures_pii=values["fixtures_pii"],
+        fixtures_pii_allow=values["fixtures_pii_allow"],
         origins=origins,
+        postgres_schema=values["services.postgres.schema"],
+        postgres_schema_hook=values["services.postgres.schema_hook"],
+        postgres_schema_command=values["services.postgres.schema_command"],
+        postgres_schema_inputs=values["services.postgres.schema_inputs"],
+        compare_fail=values["compare_fail"],
     )
 
 
@@ -588,7 +750,18 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the ``--pipeline-*`` options in their own ``pytest --help`` group."""
     group = parser.getgroup("pipeline", "pytest-pipeline (data-pipeline testing conventions)")
     for setting in SETTINGS:
-        if setting.cli:
+        if setting.cli and setting.parse is _as_bool:
+            # A flag: given means true; None when absent, so env and pyproject still apply.
+            group.addoption(
+                setting.cli,
+                dest=setting.dest,
+                action="store_const",
+                const="true",
+                default=None,
+                help=f"{setting.help} Overrides {setting.key} in [{SECTION}]"
+                + (f" and {setting.env}." if setting.env else "."),
+            )
+        elif setting.cli:
             group.addoption(
                 setting.cli,
                 dest=setting.dest,
@@ -662,7 +835,64 @@ def from_pytest(config: pytest.Config) -> PipelineConfig:
         if workerinput is not None and "pipeline_seed" in workerinput:
             resolved = replace(resolved, seed=int(workerinput["pipeline_seed"]))
         config.stash[_CONFIG_KEY] = resolved
+        dropped = dropped_config(resolved, Path(config.invocation_params.dir))
+        if dropped and workerinput is None:
+            from pytest_pipeline.errors import PipelineWarning
+
+            config.stash[DROPPED_KEY] = dropped[0]  # the header shows it too
+            _warn_at_table(config, PipelineWarning(dropped[0]), dropped[1])
     return resolved
+
+
+#: Why the project's ``[tool.pytest-pipeline]`` is not used (see :func:`dropped_config`).
+DROPPED_KEY = pytest.StashKey[str]()
+
+
+def _warn_at_table(config: pytest.Config, warning: Warning, pyproject: Path) -> None:
+    """``config.issue_config_time_warning`` (pytest's -W filters apply) attributed to the
+    ``[tool.pytest-pipeline]`` line of ``pyproject``, the file to fix: a warning names its
+    caller's frame, so the call is made from code compiled under that file's name and line."""
+    try:
+        lines = pyproject.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith(f"[{SECTION}")), 1)
+    code = compile(
+        "\n" * (line - 1) + "config.issue_config_time_warning(warning, stacklevel=2)",
+        str(pyproject),
+        "exec",
+    )
+    exec(code, {"config": config, "warning": warning})
+
+
+def dropped_config(resolved: PipelineConfig, invocation_dir: Path) -> tuple[str, Path] | None:
+    """Why the project's ``[tool.pytest-pipeline]`` is not used, when pytest's rootdir missed it.
+
+    ``pytest --pipeline-compare ../base.json`` (a space, not ``=``): pytest takes the path for a
+    test path while it picks the rootdir, which becomes a parent folder of the project. The
+    nearest pyproject.toml upwards from the invocation folder is the project's; when it holds the
+    table and the rootdir's does not, the settings would be dropped without a word.
+    """
+    if resolved.source is not None:
+        return None
+    for folder in (invocation_dir, *invocation_dir.parents):
+        candidate = folder / "pyproject.toml"
+        if folder == resolved.rootdir or not candidate.is_file():
+            if folder == resolved.rootdir:
+                return None
+            continue
+        try:
+            if not read_pyproject(candidate):
+                return None
+        except ConfigError:
+            return None  # a broken file elsewhere is not this run's to report
+        return (
+            f"pytest-pipeline: the rootdir {resolved.rootdir} has no [{SECTION}], so the one in "
+            f"{candidate} is NOT used. Pass options that take a path with '=' "
+            f"(--pipeline-compare=PATH), or run with --rootdir={folder}.",
+            candidate,
+        )
+    return None
 
 
 def reference_table() -> str:

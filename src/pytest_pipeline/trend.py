@@ -1,8 +1,10 @@
 """``pytest-pipeline report``: records/s of each performance test over time, from saved reports.
 
 Reads ``--pipeline-report`` JSON files, orders the runs by their ``created`` time and draws one
-series per performance test, with a marker where the hardware class changes (figures from
-different classes are not comparable, so a series' line breaks there). The output is a
+panel per performance test (small multiples: each with its own records/s axis, so a test at
+200 k/s is not flattened by one at 3.5 M/s), with the test's budget floor and a marker where the
+hardware class changes (figures from different classes are not comparable, so a series' line
+breaks there). The output is a
 self-contained HTML page with inline SVG drawn here (no dependency, opens offline), or a PNG
 drawn by matplotlib (the ``report`` extra), chosen by the output suffix.
 """
@@ -29,22 +31,6 @@ HELP = "plot records/s of each performance test over time from saved --pipeline-
 DEFAULT_OUTPUT = "pipeline-trend.html"
 DEFAULT_TITLE = "Throughput of the performance tests (records/s)"
 FORMATS = {".html": "html", ".htm": "html", ".png": "png"}
-# Tableau 10: distinct colours that read well on white.
-PALETTE = (
-    *("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f"),
-    *("#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"),
-)
-
-
-# Past ten tests colours repeat, so the line style changes: (SVG dash array, matplotlib style).
-DASHES = (("", "-"), ("6 3", "--"), ("2 3", ":"))
-
-
-def _look(index: int) -> tuple[str, str, str]:
-    """Colour, SVG dash array and matplotlib line style of the series at ``index``."""
-    color = PALETTE[index % len(PALETTE)]
-    dash, style = DASHES[index // len(PALETTE) % len(DASHES)]
-    return color, dash, style
 
 
 class TrendError(PipelineError):
@@ -61,6 +47,8 @@ class Run:
     hardware: tuple[Any, ...]
     hardware_label: str
     rates: dict[str, float | None]
+    floors: dict[str, float] = field(default_factory=dict)
+    """Each test's budget floor (``min_records_per_second``, time_scale applied) in this run."""
 
 
 @dataclass
@@ -73,6 +61,8 @@ class Trend:
     changes: list[tuple[Run, str]]
     """The first run of each new hardware class, and what changed."""
     notes: list[str] = field(default_factory=list)
+    floors: dict[str, list[tuple[Run, float]]] = field(default_factory=dict)
+    """Per plotted test, its budget floor in each run that had one."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -143,10 +133,13 @@ def load_run(path: Path) -> Run:
             f"{path}: malformed 'performance' section (expected a list of rows with a 'nodeid')."
         )
     rates: dict[str, float | None] = {}
+    floors: dict[str, float] = {}
     for row in rows:
-        rate = row.get("records_per_second")
-        usable = isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0
-        rates[row["nodeid"]] = float(rate) if usable else None
+        rates[row["nodeid"]] = _positive(row.get("records_per_second"))
+        limits = row.get("limits")
+        floor = _positive(limits.get("min_records_per_second") if isinstance(limits, dict) else 0)
+        if floor is not None:
+            floors[row["nodeid"]] = floor
     when = _parse_time(data.get("created"))
     from_mtime = when is None
     if when is None:
@@ -166,7 +159,13 @@ def load_run(path: Path) -> Run:
         ),
         hardware_label=_hardware_label(hardware),
         rates=rates,
+        floors=floors,
     )
+
+
+def _positive(value: Any) -> float | None:
+    usable = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return float(value) if usable and math.isfinite(value) else None
 
 
 def _change(before: Run, after: Run) -> str:
@@ -233,7 +232,11 @@ def build(runs: Sequence[Run], patterns: Sequence[str] = (), title: str = DEFAUL
         for before, after in itertools.pairwise(plotted)
         if after.hardware != before.hardware
     ]
-    return Trend(title, plotted, series, changes, notes)
+    floors = {
+        name: [(run, floor) for run in plotted if (floor := run.floors.get(name)) is not None]
+        for name in series
+    }
+    return Trend(title, plotted, series, changes, notes, floors)
 
 
 def _segments(points: list[tuple[Run, float]]) -> list[list[tuple[Run, float]]]:
@@ -258,25 +261,30 @@ def _si(value: float) -> str:
 
 
 def _y_ticks(values: list[float], log: bool) -> list[float]:
+    """Round ticks around one test's own figures (and floor): its change fills the panel."""
     if log:
-        low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
-        return [10.0**exponent for exponent in range(low, max(high, low + 1) + 1)]
-    top = max(values) * 1.05
-    raw = top / 6
+        first, last = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+        return [10.0**exponent for exponent in range(first, max(last, first + 1) + 1)]
+    # The axis spans at least 20 % of the top figure: a few % of noise does not look like a cliff.
+    span = max(max(values) - min(values), max(values) * 0.2) * 1.2
+    middle = (max(values) + min(values)) / 2
+    low, high = middle - span / 2, middle + span / 2
+    raw = (high - low) / 4
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    return [i * step for i in range(math.ceil(top / step) + 1)]
+    first = max(0, math.floor(low / step))
+    return [i * step for i in range(first, math.ceil(high / step) + 1)]
 
 
 _STEPS = [timedelta(minutes=m) for m in (1, 5, 15, 30, 60, 180, 360, 720)] + [
-    timedelta(days=d) for d in (1, 2, 7, 14, 30, 91, 365)
+    timedelta(days=d) for d in (1, 2, 3, 7, 14, 30, 91, 365)
 ]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _time_ticks(start: datetime, end: datetime) -> tuple[timedelta, list[datetime]]:
-    """At most 7 ticks on round times (whole hours, midnights, ...) between start and end."""
-    step = next((step for step in _STEPS if (end - start) / step <= 7), (end - start) / 7)
+def _time_ticks(start: datetime, end: datetime, most: int = 7) -> tuple[timedelta, list[datetime]]:
+    """At most ``most`` ticks on round times (whole hours, midnights, ...) from start to end."""
+    step = next((step for step in _STEPS if (end - start) / step <= most), (end - start) / most)
     when = _EPOCH + step * math.ceil((start - _EPOCH) / step)
     marks = []
     while when <= end:
@@ -289,19 +297,68 @@ def _utc(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 420, 72, 40, 16, 40
+# One panel per test (small multiples): two columns, each panel with its own records/s axis.
+WIDTH, PANEL_HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 240, 60, 18, 50, 28
+SERIES_COLOR, FLOOR_COLOR = "#4e79a7", "#d62728"
+
+
+def _columns(trend: Trend) -> int:
+    return 1 if len(trend.series) == 1 else 2
+
+
+def _time_span(trend: Trend) -> tuple[datetime, datetime]:
+    start, end = trend.runs[0].time, trend.runs[-1].time
+    pad = (end - start) * 0.04 if end > start else timedelta(hours=12)
+    return start - pad, end + pad
+
+
+def _short(name: str, chars: int) -> str:
+    # The end of a test id (the test and its parameters) says most: keep that.
+    return name if len(name) <= chars else "…" + name[-(chars - 1) :]
+
+
+def summary(trend: Trend, name: str) -> str:
+    """One line under a panel's title: latest figure, change on this hardware, budget floor."""
+    points = trend.series[name]
+    run, latest = points[-1]
+    first = next(value for past, value in points if past.hardware == run.hardware)
+    text = f"latest {_si(latest)}/s"
+    if len(points) > 1:
+        text += f", {(latest - first) / first:+.0%} vs first run on this hardware"
+    floors = trend.floors.get(name)
+    if floors:
+        text += f"; budget floor {_si(floors[-1][1])}/s"
+    return text
 
 
 def render_svg(trend: Trend, log: bool = False) -> str:
-    """The chart as an inline ``<svg>`` element (no external reference)."""
+    """The chart as one inline ``<svg>`` (no external reference): a panel per test."""
+    columns = _columns(trend)
+    width = WIDTH // columns
+    rows = math.ceil(len(trend.series) / columns)
+    height = rows * PANEL_HEIGHT
+    out = [
+        f'<svg class="trend" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" '
+        f'role="img" aria-label="{html.escape(trend.title)}">'
+    ]
+    for i, name in enumerate(trend.series):
+        left, top = (i % columns) * width, (i // columns) * PANEL_HEIGHT
+        out.append(f'<g class="panel" transform="translate({left} {top})">')
+        out.extend(_panel(trend, name, width, log))
+        out.append("</g>")
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _panel(trend: Trend, name: str, width: int, log: bool) -> list[str]:
+    """One test's panel: its own y axis, its floor, hardware changes, its points."""
     esc = html.escape
-    start, end = trend.runs[0].time, trend.runs[-1].time
-    pad = (end - start) * 0.03 if end > start else timedelta(hours=12)
-    start, end = start - pad, end + pad
-    ticks = _y_ticks([value for points in trend.series.values() for _, value in points], log)
+    points, floors = trend.series[name], trend.floors.get(name, [])
+    start, end = _time_span(trend)
+    ticks = _y_ticks([value for _, value in points + floors], log)
     scale: Callable[[float], float] = math.log10 if log else float
     low, high = scale(ticks[0]), scale(ticks[-1])
-    bottom, right = HEIGHT - BOTTOM, WIDTH - RIGHT
+    right, bottom = width - RIGHT, PANEL_HEIGHT - BOTTOM
 
     def x(when: datetime) -> float:
         return LEFT + (when - start) / (end - start) * (right - LEFT)
@@ -310,8 +367,9 @@ def render_svg(trend: Trend, log: bool = False) -> str:
         return bottom - (scale(value) - low) / (high - low) * (bottom - TOP)
 
     out = [
-        f'<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{esc(trend.title)}">'
+        f'<text class="panel-title" x="{LEFT}" y="18"><title>{esc(name)}</title>'
+        f"{esc(_short(name, (width - LEFT - RIGHT) // 8))}</text>",
+        f'<text class="panel-summary" x="{LEFT}" y="35">{esc(summary(trend, name))}</text>',
     ]
     for value in ticks:
         out.append(
@@ -319,17 +377,15 @@ def render_svg(trend: Trend, log: bool = False) -> str:
             f'<text class="tick" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
             f"{_si(value)}</text>"
         )
-    step, marks = _time_ticks(start, end)
+    step, marks = _time_ticks(start, end, most=7 if width > 600 else 4)
     label = "%Y-%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
     for when in marks:
         out.append(
-            f'<text class="tick" x="{x(when):.1f}" y="{bottom + 18}" text-anchor="middle">'
+            f'<text class="tick" x="{x(when):.1f}" y="{bottom + 16}" text-anchor="middle">'
             f"{when.strftime(label)}</text>"
         )
     out.append(
         f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{right - LEFT}" height="{bottom - TOP}"/>'
-        f'<text class="axis" transform="rotate(-90 14 {(TOP + bottom) / 2})" x="14" '
-        f'y="{(TOP + bottom) / 2}" text-anchor="middle">records/s</text>'
     )
     for run, what in trend.changes:
         at = x(run.time)
@@ -337,52 +393,68 @@ def render_svg(trend: Trend, log: bool = False) -> str:
             f'<g class="hardware-change" data-time="{run.time.isoformat()}">'
             f"<title>{esc(f'hardware class changed at {_utc(run.time)}: {what}')}</title>"
             f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{TOP}" y2="{bottom}"/>'
-            f'<text transform="rotate(-90 {at - 4:.1f} {TOP + 4})" x="{at - 4:.1f}" y="{TOP + 4}" '
-            'text-anchor="end">hardware changed</text></g>'
+            f'<text x="{at - 4:.1f}" y="{TOP + 12}" text-anchor="end">hardware changed</text></g>'
         )
-    for i, (name, points) in enumerate(trend.series.items()):
-        color, dash, _ = _look(i)
+    if floors:
+        out.append(_floor(floors, x, y, right))
+    out.append(f'<g class="series" data-test="{esc(name)}">')
+    for segment in _segments(points):
+        coords = " ".join(f"{x(run.time):.1f},{y(value):.1f}" for run, value in segment)
+        out.append(f'<polyline fill="none" points="{coords}"/>')
+    for run, value in points:
+        stamp = _utc(run.time) + (" (file time)" if run.from_mtime else "")
+        tip = f"{name}\n{stamp}: {value:,.0f} records/s\n{run.path.name}\n{run.hardware_label}"
         out.append(
-            f'<g class="series" data-test="{esc(name)}" stroke="{color}" fill="{color}" '
-            f'stroke-dasharray="{dash or "none"}">'
+            f'<circle cx="{x(run.time):.1f}" cy="{y(value):.1f}" r="3.5" '
+            f'data-time="{run.time.isoformat()}" data-value="{value!r}">'
+            f"<title>{esc(tip)}</title></circle>"
         )
-        for segment in _segments(points):
-            coords = " ".join(f"{x(run.time):.1f},{y(value):.1f}" for run, value in segment)
-            out.append(f'<polyline fill="none" points="{coords}"/>')
-        for run, value in points:
-            stamp = _utc(run.time) + (" (file time)" if run.from_mtime else "")
-            tip = f"{name}\n{stamp}: {value:,.0f} records/s\n{run.path.name}\n{run.hardware_label}"
-            out.append(
-                f'<circle cx="{x(run.time):.1f}" cy="{y(value):.1f}" r="3.5" '
-                f'data-time="{run.time.isoformat()}" data-value="{value!r}">'
-                f"<title>{esc(tip)}</title></circle>"
-            )
-        out.append("</g>")
-    out.append("</svg>")
-    return "\n".join(out)
+    out.append("</g>")
+    return out
+
+
+def _floor(
+    floors: list[tuple[Run, float]],
+    x: Callable[[datetime], float],
+    y: Callable[[float], float],
+    right: float,
+) -> str:
+    """The budget floor as a step line: each run's floor holds until the next run's."""
+    coords: list[str] = []
+    for i, (run, floor) in enumerate(floors):
+        if i:
+            coords.append(f"{x(run.time):.1f},{y(floors[i - 1][1]):.1f}")
+        coords.append(f"{x(run.time):.1f},{y(floor):.1f}")
+    last = y(floors[-1][1])
+    coords.append(f"{right:.1f},{last:.1f}")
+    values = " ".join(repr(floor) for _, floor in floors)
+    return (
+        f'<g class="floor" data-values="{values}"><polyline fill="none" points="'
+        f'{" ".join(coords)}"/><text x="{right - 4:.1f}" y="{last - 5:.1f}" text-anchor="end">'
+        f"budget floor {_si(floors[-1][1])}/s</text></g>"
+    )
 
 
 STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
 svg.trend text { font-size: 12px; fill: #444; stroke: none; }
 svg.trend .grid { stroke: #e4e4e4; } svg.trend .frame { fill: none; stroke: #999; }
+svg.trend .panel-title { font-size: 13px; font-weight: 600; fill: #222; }
+svg.trend .series { stroke: SERIES; fill: SERIES; }
 svg.trend .series polyline { stroke-width: 2; }
-svg.trend .series circle { stroke: #fff; stroke-dasharray: none; }
+svg.trend .series circle { stroke: #fff; }
+svg.trend .floor polyline { stroke: FLOOR; stroke-width: 1.5; stroke-dasharray: 6 4; }
+svg.trend .floor text { fill: FLOOR; font-size: 11px; }
 svg.trend .hardware-change line { stroke: #777; stroke-dasharray: 5 4; }
-ul.legend { list-style: none; padding: 0; } table { border-collapse: collapse; }
+svg.trend .hardware-change text { font-size: 11px; fill: #666; }
+table { border-collapse: collapse; }
 td, th { padding: .2em .8em; text-align: left; } tr.change td { border-top: 2px dashed #777; }
-"""
+""".replace("SERIES", SERIES_COLOR).replace("FLOOR", FLOOR_COLOR)
 
 
 def render_html(trend: Trend, log: bool = False) -> str:
-    """A self-contained page: title, chart, legend, runs table and notes."""
+    """A self-contained page: title, a panel per test, runs table and notes."""
     esc = html.escape
-    legend = "".join(
-        f'<li><svg width="28" height="8"><line x1="0" x2="28" y1="4" y2="4" stroke-width="3" '
-        f'stroke="{_look(i)[0]}" stroke-dasharray="{_look(i)[1] or "none"}"/></svg> '
-        f"<code>{esc(name)}</code> (latest {_si(points[-1][1])}/s)</li>"
-        for i, (name, points) in enumerate(trend.series.items())
-    )
     changed = {run for run, _ in trend.changes}
     rows = "".join(
         f"<tr{' class=change' if run in changed else ''}><td>{_utc(run.time)}"
@@ -396,8 +468,10 @@ def render_html(trend: Trend, log: bool = False) -> str:
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(trend.title)}</title><style>{STYLE}</style></head><body>\n"
         f"<h1>{esc(trend.title)}</h1>\n<p>{len(trend.runs)} runs, {len(trend.series)} tests, "
-        f"{classes} hardware class(es); times in UTC; lines break where the hardware class "
-        f"changes.</p>\n{render_svg(trend, log)}\n<ul class=legend>{legend}</ul>\n"
+        f"{classes} hardware class(es); times in UTC. One panel per test, each with its own "
+        "records/s axis (not starting at zero: read the tick labels); the dashed red line is "
+        "the budget floor (min_records_per_second); the dashed grey line marks a hardware "
+        f"class change, where the line breaks.</p>\n{render_svg(trend, log)}\n"
         + (f"<h2>Notes</h2><ul class=notes>{notes}</ul>\n" if notes else "")
         + "<h2>Runs</h2><table><tr><th>time</th><th>report</th><th>hardware class</th></tr>"
         f"{rows}</table>\n</body></html>\n"
@@ -410,53 +484,70 @@ def write_png(trend: Trend, path: Path, log: bool = False) -> None:
 
     require("matplotlib", "report", "pytest-pipeline report -o *.png")
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    # Figure() without pyplot: no GUI backend or global state; the legend grows the figure.
-    fig = Figure(figsize=(11, 5 + 0.22 * len(trend.series)), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    for i, (name, points) in enumerate(trend.series.items()):
-        color, _, style = _look(i)
-        for j, segment in enumerate(_segments(points)):
-            # matplotlib's unit converters take datetimes; its type stubs only list numbers.
-            times: Any = [run.time for run, _ in segment]
-            ax.plot(
-                times,
-                [value for _, value in segment],
-                marker="o",
-                color=color,
-                linestyle=style,
-                label=name if j == 0 else "_nolegend_",
-            )
+    # Figure() without pyplot: no GUI backend or global state. A panel per test, as in HTML.
+    columns = _columns(trend)
+    rows = math.ceil(len(trend.series) / columns)
+    fig = Figure(figsize=(11, 1.4 + 2.9 * rows), dpi=100, layout="constrained")
+    axes = list(fig.subplots(rows, columns, sharex=True, squeeze=False).flat)
+    start, end = _time_span(trend)
+    for ax, name in zip(axes, trend.series, strict=False):
+        _png_panel(ax, trend, name, log)
+        ax.set_xlim(start, end)
+        ax.tick_params(axis="x", labelrotation=30)
+    for ax in axes[len(trend.series) :]:
+        ax.set_visible(False)
+        # The panel above an empty slot is the last of its column: it shows the times.
+        axes[axes.index(ax) - columns].tick_params(axis="x", labelbottom=True)
+    fig.suptitle(trend.title)
+    notes = "".join(f"\n{textwrap.shorten(note, 160)}" for note in trend.notes)
+    fig.supxlabel(f"run time (UTC){notes}", fontsize="small")
+    fig.savefig(path, format="png")
+
+
+def _png_panel(ax: Any, trend: Trend, name: str, log: bool) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    points, floors = trend.series[name], trend.floors.get(name, [])
+    for segment in _segments(points):
+        # matplotlib's unit converters take datetimes; its type stubs only list numbers.
+        times: Any = [run.time for run, _ in segment]
+        ax.plot(times, [value for _, value in segment], marker="o", color=SERIES_COLOR)
+    if floors:
+        steps: Any = [run.time for run, _ in floors] + [_time_span(trend)[1]]
+        levels = [floor for _, floor in floors]
+        ax.step(steps, [*levels, levels[-1]], where="post", color=FLOOR_COLOR, linestyle="--")
+        ax.annotate(
+            f"budget floor {_si(levels[-1])}/s",
+            (1, levels[-1]),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize="small",
+            color=FLOOR_COLOR,
+        )
     for run, _ in trend.changes:
         at: Any = run.time
         ax.axvline(at, color="#777", linestyle="--", linewidth=1)
         ax.annotate(
             "hardware changed",
-            (at, 0.98),
+            (at, 0.97),
             xycoords=("data", "axes fraction"),
-            rotation=90,
             ha="right",
             va="top",
-            fontsize="small",
+            fontsize="x-small",
             color="#555",
         )
+    ticks = _y_ticks([value for _, value in points + floors], log)
     ax.set_yscale("log" if log else "linear")
-    if log:
-        ax.yaxis.set_minor_formatter(NullFormatter())  # decades only, as in the HTML chart
-    else:
-        ax.set_ylim(bottom=0)
+    ax.set_ylim(ticks[0], ticks[-1])
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _si(value)))
-    ax.set_ylabel("records/s")
-    ax.set_xlabel("run time (UTC)")
+    ax.set_ylabel("records/s", fontsize="small")
     ax.grid(alpha=0.3)
-    if trend.notes:
-        text = "\n".join(textwrap.shorten(note, 160) for note in trend.notes)
-        ax.set_title(text, loc="left", fontsize="small")
-    fig.suptitle(trend.title)
-    fig.legend(loc="outside lower center", fontsize="small")
-    fig.autofmt_xdate()
-    fig.savefig(path, format="png")
+    title = _short(name, 70 if _columns(trend) == 2 else 140)
+    ax.set_title(f"{title}\n{summary(trend, name)}", loc="left", fontsize="small")
 
 
 # --------------------------------------------------------------------------- command
