@@ -535,6 +535,9 @@ class _Launcher:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+                    # Its backends hold the segment until they end: the whole group goes
+                    # first, so the segment is gone when this returns.
+                    _proc.kill_group(proc.pid, deadline=3.0)
                     # Killed, it leaves its SysV segment (stopped cleanly, it removes it).
                     user = self.owner[0] if self.owner else None
                     _proc.remove_segments_of(proc.pid, user, spawned)

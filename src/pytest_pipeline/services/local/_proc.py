@@ -132,6 +132,18 @@ def remove_sysv_segments(workdir: Path) -> None:
     remove_segments_of(pid, uid, since)
 
 
+def kill_group(pgid: int, deadline: float) -> None:
+    """SIGKILL the process group ``pgid`` and wait (at most ``deadline`` s) until no member
+    of it runs."""
+    from pytest_pipeline.services.local import _watchdog
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    end = time.monotonic() + deadline
+    while _watchdog.group_alive(pgid) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 def remove_segments_of(pid: int, uid: int | None, since: float) -> None:
     """Remove the SysV segments that the ended process ``pid`` created as ``uid`` (None: us)
     after ``since`` (epoch seconds); see ``_watchdog.own_segments``."""

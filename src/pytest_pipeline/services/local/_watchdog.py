@@ -148,7 +148,7 @@ def _family(root: int) -> list[int]:
     return found
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
@@ -212,7 +212,7 @@ def _terminate(proc: subprocess.Popen[bytes] | None, spec: dict[str, Any]) -> No
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 3.0
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
     # A killed postmaster leaves its (tiny) SysV segment behind.
     uid = spec.get("uid")
