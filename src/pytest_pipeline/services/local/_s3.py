@@ -9,12 +9,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_pipeline._optional import requirement
 from pytest_pipeline.services import probes as _probes
 from pytest_pipeline.services.endpoints import S3Endpoint
 from pytest_pipeline.services.local import _proc
 from pytest_pipeline.services.local._common import Availability, Found, LaunchPlan, Workspace
 
-HINT = 'pip install "pytest-pipeline[local]>=1.0" (moto with flask), or put a minio binary on PATH'
+HINT = f'pip install "{requirement("local")}" (moto with flask), or put a minio binary on PATH'
 _MOTO_SCRIPT = Path(__file__).with_name("_moto.py")
 
 
