@@ -38,7 +38,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_pipeline import budgets
+from pytest_pipeline.performance import budgets
 
 TRIVIAL_TESTS = 2000
 
@@ -441,7 +441,7 @@ def in_pytest(processes: int, repeats: int, rounds: int) -> list[str]:
 _MEMORY = textwrap.dedent(
     """
     import json, sys
-    from pytest_pipeline import budgets
+    from pytest_pipeline.performance import budgets
     kind = sys.argv[1]
     size = 200 * budgets.MIB
     if kind == "numpy":

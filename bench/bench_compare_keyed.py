@@ -25,7 +25,7 @@ _CHILD = textwrap.dedent(
     import pandas as pd
     import pyarrow as pa
 
-    from pytest_pipeline.compare import compare
+    from pytest_pipeline.fixture_files.compare import compare
 
     rows, rounds, engine = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     rng = np.random.default_rng(1234)

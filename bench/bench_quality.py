@@ -25,7 +25,7 @@ _CHILD = textwrap.dedent(
     import numpy as np
     import pandas as pd
 
-    from pytest_pipeline import quality
+    from pytest_pipeline.quality import engine as quality
 
     rows, rounds = int(sys.argv[1]), int(sys.argv[2])
     rng = np.random.default_rng(1234)

@@ -82,7 +82,7 @@ def _median(call: Any) -> tuple[float, float]:
 
 
 def _check(records: list[dict[str, Any]], suite: Any) -> None:
-    from pytest_pipeline.quality import build_suite, validate
+    from pytest_pipeline.quality.engine import build_suite, validate
 
     if isinstance(suite, dict):
         suite = build_suite(suite, "bench", default_name="bench")

@@ -32,7 +32,7 @@ BENCHMARKS = {
 def machine() -> str:
     """CPU model, cores, memory, OS and Python of this machine, one line."""
     # The same fingerprint as --pipeline-report's, so figures and reports name one machine.
-    from pytest_pipeline.perf_report import hardware_fingerprint
+    from pytest_pipeline.report.document import hardware_fingerprint
 
     hw = hardware_fingerprint()
     memory = f", {hw['memory_gib']:.0f} GiB" if hw.get("memory_gib") else ""

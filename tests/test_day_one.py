@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from pytest_pipeline import _optional, cli, perf_report
+from pytest_pipeline import _optional
+from pytest_pipeline.cli import main as cli
 from pytest_pipeline.config import read_pyproject
 from pytest_pipeline.errors import ConfigError
+from pytest_pipeline.report import document as perf_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,7 +106,7 @@ def test_no_warning_without_a_pipeline_table_anywhere(
     [
         ("pytest_pipeline", "seed = 7\n"),
         ("pytest-pipelines", "seed = 7\n"),
-        ("pytest_pipeline.budgets", "max_seconds = 2\n"),
+        ("pytest_pipeline.performance.budgets", "max_seconds = 2\n"),
         ("pipeline", 'dlq_assertions = "warn"\n'),
     ],
 )
@@ -160,7 +162,7 @@ def test_the_console_script_reads_metadata_only_for_version(
 
 def test_version_of_the_console_script() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_pipeline.cli", "--version"],
+        [sys.executable, "-m", "pytest_pipeline.cli.main", "--version"],
         capture_output=True,
         text=True,
         check=True,

@@ -41,15 +41,15 @@ CALLS = {f"pytest.{name}" for name in PYTEST_CALLS} | {"warnings.warn"}
 #: Calls whose argument at this position is a message shown to the user (besides the errors).
 MESSAGE_ARGS = {
     "Availability": 3,  # the local backend's "why not" when a server is missing
-    "_fail": 0,  # scaffold.py (pytest-pipeline init) raises PipelineError through it
+    "_fail": 0,  # cli/scaffold.py (pytest-pipeline init) raises PipelineError through it
 }
 #: Functions and constants (per module) whose strings become messages through variables.
 MESSAGE_SOURCES = {
-    "markers.py": ("check_item", "_check_number"),
-    "budgets.py": ("breaches",),
-    "dlq.py": ("violation_message", "HOW_TO_FIX", "count_of", "assert_dlq_count"),
-    "fixture_files.py": ("_locate_csv_problem",),
-    "scaffold.py": ("_package_problem",),
+    "layers/markers.py": ("check_item", "_check_number"),
+    "performance/budgets.py": ("breaches",),
+    "dlq/rule.py": ("violation_message", "HOW_TO_FIX", "count_of", "assert_dlq_count"),
+    "fixture_files/store.py": ("_locate_csv_problem",),
+    "cli/scaffold.py": ("_package_problem",),
     "services/manager.py": ("EXTERNAL_HINT", "shutdown"),
     "services/local/_core.py": ("_exited",),
     "services/local/_postgres.py": ("HINT",),

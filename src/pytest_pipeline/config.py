@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import random
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -846,6 +847,38 @@ def from_pytest(config: pytest.Config) -> PipelineConfig:
 
 #: Why the project's ``[tool.pytest-pipeline]`` is not used (see :func:`dropped_config`).
 DROPPED_KEY = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def pipeline_config(pytestconfig: pytest.Config) -> PipelineConfig:
+    """The resolved ``[tool.pytest-pipeline]`` configuration of this session."""
+    return from_pytest(pytestconfig)
+
+
+def register(config: pytest.Config, resolved: PipelineConfig) -> None:
+    """Register the ``pipeline_config`` fixture and the header line that describes the run."""
+    config.pluginmanager.register(sys.modules[__name__], "pipeline-config")
+    config.pluginmanager.register(ConfigHooks(config, resolved), "pipeline-config-hooks")
+
+
+class ConfigHooks:
+    """The ``pipeline:`` header lines: the resolved essentials and where they came from."""
+
+    def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
+        self.config = config
+        self.resolved = resolved
+
+    def pytest_report_header(self) -> list[str]:
+        source = (
+            f"[tool.pytest-pipeline] in {self.resolved.source.name}"
+            if self.resolved.source
+            else "no [tool.pytest-pipeline] section"
+        )
+        lines = [f"pipeline: {self.resolved.describe()} ({source})"]
+        dropped = self.config.stash.get(DROPPED_KEY, None)
+        if dropped:  # before the tests, not only in the warnings summary at the end
+            lines.append(f"pipeline: WARNING {dropped.removeprefix('pytest-pipeline: ')}")
+        return lines
 
 
 def _warn_at_table(config: pytest.Config, warning: Warning, pyproject: Path) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from pytest_pipeline import cli, fixture_files
+from pytest_pipeline.cli import main as cli
+from pytest_pipeline.fixture_files import store as fixture_files
 from pytest_pipeline.pii import detectors, scanner
 
 Toml = Callable[[str], None]
@@ -251,7 +252,8 @@ def test_an_unchanged_tree_imports_neither_the_loader_nor_the_detectors(tmp_path
         f"root = pathlib.Path({str(root)!r})\n"
         "state = json.loads((root.parent / 'state.json').read_text())\n"
         "result, _ = scanner.scan_tree(root, state=state)\n"
-        "loaded = [m for m in ('pytest_pipeline.fixture_files', 'pytest_pipeline.pii.detectors')"
+        "loaded = [m for m in ('pytest_pipeline.fixture_files.store',"
+        " 'pytest_pipeline.pii.detectors')"
         " if m in sys.modules]\n"
         "print(result.read, result.scanned, len(result.hits), loaded)\n"
     )
@@ -416,10 +418,10 @@ def test_the_scan_command_exits_2_on_usage_errors(
     "folder",
     [
         "examples/payments/tests/fixtures",
-        "src/pytest_pipeline/templates/project/fixtures",
+        "src/pytest_pipeline/cli/templates/project/fixtures",
         "examples",
         "tests",
-        "src/pytest_pipeline/templates",
+        "src/pytest_pipeline/cli/templates",
         "docs",
     ],
 )
@@ -448,7 +450,7 @@ def test_the_example_and_the_init_sample_turn_the_scan_on() -> None:
     from pytest_pipeline import config
 
     assert config.resolve(ROOT / "examples/payments", {}, env={}).fixtures_pii == "error"
-    template = ROOT / "src/pytest_pipeline/templates/pyproject/pipeline.toml.tmpl"
+    template = ROOT / "src/pytest_pipeline/cli/templates/pyproject/pipeline.toml.tmpl"
     assert 'fixtures_pii = "error"' in template.read_text(encoding="utf-8")
 
 

@@ -421,7 +421,7 @@ def test_servers_an_xdist_worker_started_are_adopted_once_recorded(
             """
             import json, os
             from pathlib import Path
-            from pytest_pipeline.services.fixtures import manager_of
+            from pytest_pipeline.services.plugin import manager_of
 
             def test_adopted(kafka_service, request):
                 run = manager_of(request.config).run

@@ -1,6 +1,6 @@
 """Synthetic records from a suite or a schema: they pass the real suite through the quality layer.
 
-Every generated batch here is validated by ``pytest_pipeline.quality.validate`` (Great
+Every generated batch here is validated by ``pytest_pipeline.quality.engine.validate`` (Great
 Expectations itself), so a generator that ignores an expectation fails these tests.
 """
 
@@ -18,13 +18,13 @@ import pyarrow as pa
 import pytest
 
 from pytest_pipeline.errors import MissingDependencyError
-from pytest_pipeline.quality import SuiteError, validate
+from pytest_pipeline.quality.engine import SuiteError, validate
 from pytest_pipeline.synth import SynthError, SynthWarning, plan, strategy, synthesize
 from pytest_pipeline.synth import spec as synth_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYMENTS = ROOT / "examples/payments/src/quality/expectations/silver_payments.json"
-ORDERS = ROOT / "src/pytest_pipeline/templates/project/expectations/orders_clean.json"
+ORDERS = ROOT / "src/pytest_pipeline/cli/templates/project/expectations/orders_clean.json"
 COLUMNS = [
     "id",
     "sku",
@@ -269,7 +269,7 @@ def test_pandas_output_keeps_a_declared_dtype() -> None:
 
 
 def _inline(suite: dict[str, Any]) -> Any:
-    from pytest_pipeline.quality import build_suite
+    from pytest_pipeline.quality.engine import build_suite
 
     return build_suite(suite, "inline", default_name="inline")
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_pipeline.compare import compare, to_records, values_equal
 from pytest_pipeline.contracts import tabular
 from pytest_pipeline.contracts.spec import EdgeCase
+from pytest_pipeline.fixture_files.compare import compare, to_records, values_equal
 
 if TYPE_CHECKING:
     from pytest_pipeline.contracts.scenarios import Prepared

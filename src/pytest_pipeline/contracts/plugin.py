@@ -7,6 +7,7 @@ id, ``-k``, ``--lf``, pytest-xdist). A bad declaration is a collection error nam
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,24 +16,19 @@ from pytest_pipeline import config as _config
 from pytest_pipeline.contracts.spec import CASE_ARG, CONTRACT_ATTR, Contract, ContractError
 
 if TYPE_CHECKING:
-    from pytest_pipeline.fixture_files import FixtureStore
+    from pytest_pipeline.fixture_files.store import FixtureStore
 
-_STORE_KEY = pytest.StashKey["FixtureStore"]()
+
+def register(config: pytest.Config, resolved: _config.PipelineConfig) -> None:
+    """Register the hook that expands each ``transform_contract`` into its scenarios."""
+    config.pluginmanager.register(sys.modules[__name__], "pipeline-contracts")
 
 
 def _store(config: pytest.Config) -> FixtureStore:
-    """The fixture files as collection reads them (the same loader and limits as the tests)."""
-    store = config.stash.get(_STORE_KEY, None)
-    if store is None:
-        from pytest_pipeline.fixture_files import FixtureStore
+    """The fixture files as collection reads them (the session's store: same loader, limits)."""
+    from pytest_pipeline.fixture_files.plugin import store_for
 
-        resolved = _config.from_pytest(config)
-        store = config.stash[_STORE_KEY] = FixtureStore(
-            resolved.fixtures_dir,
-            rootdir=resolved.rootdir,
-            max_bytes=int(resolved.fixtures_max_mb * 1024 * 1024),
-        )
-    return store
+    return store_for(config, _config.from_pytest(config))
 
 
 def _loader(config: pytest.Config) -> Any:

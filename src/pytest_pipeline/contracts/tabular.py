@@ -11,7 +11,7 @@ import reprlib
 from decimal import Decimal
 from typing import Any
 
-from pytest_pipeline.compare import to_records
+from pytest_pipeline.fixture_files.compare import to_records
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 24

@@ -29,6 +29,11 @@ STATS_KEY = "pytest-pipeline/pii/last-scan"
 _MAX_SHOWN_LINE = 100_000
 
 
+def register(config: pytest.Config, resolved: PipelineConfig) -> None:
+    """Register the hooks that scan the fixture files for personal data."""
+    config.pluginmanager.register(PiiHooks(config, resolved), "pipeline-fixtures-pii")
+
+
 class PiiHooks:
     """Scans ``fixtures_dir`` once per session, after collection."""
 

@@ -51,7 +51,7 @@ DEFAULT_LIMIT = 256 * 1024 * 1024
 # An unchanged tree needs neither the loader nor the detectors (about 20 ms to import): both
 # are imported when a file has to be read.
 def _ff() -> ModuleType:
-    from pytest_pipeline import fixture_files
+    from pytest_pipeline.fixture_files import store as fixture_files
 
     return fixture_files
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from pytest_pipeline._optional import require
 from pytest_pipeline.errors import PipelineWarning, ServiceError
-from pytest_pipeline.fixture_files import SUPPORTED_SUFFIXES  # the same formats as fixtures
+from pytest_pipeline.fixture_files.store import SUPPORTED_SUFFIXES  # the same formats as fixtures
 from pytest_pipeline.services.endpoints import S3Endpoint
 
 __all__ = ["SUPPORTED_SUFFIXES", "S3Namespace", "bucket_name"]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pyarrow
     from hypothesis.strategies import SearchStrategy
 
-    from pytest_pipeline.quality import SuiteLibrary
+    from pytest_pipeline.quality.engine import SuiteLibrary
 
 __all__ = [
     "Plan",
@@ -67,7 +67,7 @@ def use_session_suites(suites: tuple[Path, Path] | None) -> tuple[Path, Path] | 
 def _default_library() -> SuiteLibrary | None:
     if _session_suites is None:
         return None
-    from pytest_pipeline.quality import SuiteLibrary
+    from pytest_pipeline.quality.engine import SuiteLibrary
 
     return SuiteLibrary(_session_suites[0], rootdir=_session_suites[1])
 
@@ -78,7 +78,7 @@ def _is_schema(source: Any) -> bool:
 
 def _suite_data(source: Any, library: SuiteLibrary | None) -> tuple[Any, str]:
     __tracebackhide__ = True
-    from pytest_pipeline.quality import read_suite_data
+    from pytest_pipeline.quality.engine import read_suite_data
 
     if isinstance(source, str | os.PathLike):
         text = os.fspath(source)
@@ -116,7 +116,7 @@ def plan(
     __tracebackhide__ = True  # a bad suite is the caller's error: show their line
     if expectations_dir is None:
         return plan_with(source, schema, _default_library())
-    from pytest_pipeline.quality import SuiteLibrary
+    from pytest_pipeline.quality.engine import SuiteLibrary
 
     return plan_with(source, schema, SuiteLibrary(expectations_dir))
 

@@ -5,6 +5,7 @@ Importing this module imports no numpy, pandas, pyarrow, Great Expectations or H
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from pytest_pipeline import synth
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from pytest_pipeline.quality import SuiteLibrary
+    from pytest_pipeline.quality.engine import SuiteLibrary
 
 
 class Synthetic:
@@ -68,10 +69,11 @@ class Synthetic:
         return synth.strategy(self.plan(suite, schema=schema))
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def register(config: pytest.Config, resolved: _config.PipelineConfig) -> None:
+    """Register the ``synthetic`` fixture; module-level strategies look up the project's suites."""
     # strategy("orders_clean") at a test module's top level runs at collection, before any
     # fixture: suite names are looked up in the project's expectations_dir, as the fixture does.
-    resolved = _config.from_pytest(config)
+    config.pluginmanager.register(sys.modules[__name__], "pipeline-synth")
     previous = synth.use_session_suites((resolved.expectations_dir, resolved.rootdir))
     config.stash[_OUTER_SUITES] = previous
 
@@ -87,7 +89,7 @@ _OUTER_SUITES = pytest.StashKey[tuple[Path, Path] | None]()
 @pytest.fixture
 def synthetic(pipeline_config: _config.PipelineConfig, pipeline_seed: int) -> Synthetic:
     """``synthetic.records(suite, n)``: seeded records that meet a suite of expectations_dir."""
-    from pytest_pipeline.quality import SuiteLibrary
+    from pytest_pipeline.quality.engine import SuiteLibrary
 
     library = SuiteLibrary(pipeline_config.expectations_dir, rootdir=pipeline_config.rootdir)
     return Synthetic(library, pipeline_seed)

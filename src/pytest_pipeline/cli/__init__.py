@@ -1,0 +1,1 @@
+"""The ``pytest-pipeline`` command: ``init``, ``doctor``, ``report`` and ``scan``."""

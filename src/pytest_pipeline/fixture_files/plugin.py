@@ -1,0 +1,123 @@
+"""The pytest side of fixture files: the loading and comparing fixtures, and the list of files
+``--pipeline-update-fixtures`` wrote."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow
+
+    from pytest_pipeline.fixture_files.store import FixtureStore
+
+STORE_KEY = pytest.StashKey["FixtureStore"]()
+
+
+def store_for(config: pytest.Config, resolved: PipelineConfig) -> FixtureStore:
+    """The session's fixture store (one per session: it parses each file once)."""
+    from pytest_pipeline.fixture_files.store import FixtureStore
+
+    store = config.stash.get(STORE_KEY, None)
+    if store is None:
+        store = config.stash[STORE_KEY] = FixtureStore(
+            resolved.fixtures_dir,
+            update=resolved.update_fixtures,
+            rootdir=resolved.rootdir,
+            max_bytes=int(resolved.fixtures_max_mb * 1024 * 1024),
+        )
+    return store
+
+
+@pytest.fixture(scope="session")
+def _pipeline_fixture_store(
+    pytestconfig: pytest.Config, pipeline_config: PipelineConfig
+) -> FixtureStore:
+    return store_for(pytestconfig, pipeline_config)
+
+
+@pytest.fixture
+def load_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..., Any]:
+    """``load_fixture(name, csv_raw=False)``: a file from ``fixtures_dir`` as Python data.
+
+    A fresh copy; ``csv_raw=True`` keeps a CSV file's cells as the text written.
+    """
+    return _pipeline_fixture_store.load
+
+
+@pytest.fixture
+def load_fixture_as_dataframe(
+    _pipeline_fixture_store: FixtureStore,
+) -> Callable[..., pandas.DataFrame]:
+    """``load_fixture_as_dataframe(name, csv_raw=False)``: a fixture file as a DataFrame."""
+    return _pipeline_fixture_store.load_dataframe
+
+
+@pytest.fixture
+def load_fixture_as_table(
+    _pipeline_fixture_store: FixtureStore,
+) -> Callable[..., pyarrow.Table]:
+    """``load_fixture_as_table(name, csv_raw=False)``: a fixture file as a pyarrow Table."""
+    return _pipeline_fixture_store.load_table
+
+
+@pytest.fixture
+def assert_matches_fixture(_pipeline_fixture_store: FixtureStore) -> Callable[..., None]:
+    """``assert_matches_fixture(actual, name, ...)``: compare with an expected file.
+
+    Keywords: ``rel=``, ``abs=``, ``allow_empty=``, ``key=`` (match rows by these columns),
+    ``ignore_order=``, ``ignore_columns=``, ``tolerance=`` (per column) and ``csv_raw=``; see
+    docs/fixture-files.md. With ``--pipeline-update-fixtures`` the file is written from
+    ``actual`` instead (sorted by ``key``); an empty ``actual`` only with ``allow_empty=True``.
+    """
+    return _pipeline_fixture_store.assert_matches
+
+
+def register(config: pytest.Config, resolved: PipelineConfig) -> None:
+    """Register the fixture-file fixtures; in update mode, also the list of files written."""
+    config.pluginmanager.register(sys.modules[__name__], "pipeline-fixtures")
+    if resolved.update_fixtures:  # only update mode writes files: no per-test hooks otherwise
+        config.pluginmanager.register(UpdateHooks(config, resolved), "pipeline-fixture-updates")
+
+
+class UpdateHooks:
+    """Carries the files ``--pipeline-update-fixtures`` wrote to the summary process."""
+
+    def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
+        self.config = config
+        self.rootdir = resolved.rootdir
+        self.updated: list[str] = []
+        self._reported = 0
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        store = self.config.stash.get(STORE_KEY, None)
+        if store is not None and len(store.updated) > self._reported:
+            # Plain attribute: reaches the xdist controller, which prints the summary.
+            report.pipeline_updated = [  # type: ignore[attr-defined]
+                os.path.relpath(path, self.rootdir) for path in store.updated[self._reported :]
+            ]
+            self._reported = len(store.updated)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.updated.extend(getattr(report, "pipeline_updated", ()))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.updated:
+            terminalreporter.write_line(
+                f"pytest-pipeline: --pipeline-update-fixtures wrote "
+                f"{len(self.updated)} fixture file(s); review them before committing:"
+            )
+            for path in self.updated:
+                terminalreporter.write_line(f"  {path}")

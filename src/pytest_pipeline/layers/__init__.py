@@ -1,0 +1,1 @@
+"""The four test layers (``unit``, ``integration``, ``performance``, ``quality``) as markers."""

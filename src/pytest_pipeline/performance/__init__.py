@@ -1,0 +1,1 @@
+"""Performance budgets: seconds, records per second and peak memory, and regressions."""

@@ -1,0 +1,1 @@
+"""The run report: ``--pipeline-report`` JSON and the ``pytest-pipeline report`` command."""

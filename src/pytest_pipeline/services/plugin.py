@@ -1,0 +1,476 @@
+"""The pytest side of the services: the fixtures and the session hooks.
+
+The fixtures are ``*_service`` (the session's server) and the per-test namespaces.
+
+Both kinds come from two small factories, one per kind, so the three services share one
+code path for startup errors, ``services.missing``, cleanup and ``--pipeline-keep-failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.dlq import rule as _dlq
+from pytest_pipeline.errors import PipelineError
+from pytest_pipeline.masking import Secret, has_secrets, mask_secrets
+from pytest_pipeline.report.collect import write_notes
+from pytest_pipeline.services.manager import (
+    RunInfo,
+    Service,
+    ServiceManager,
+    ServiceUnavailable,
+)
+
+if TYPE_CHECKING:
+    from pytest_pipeline.services.kafka import KafkaNamespace
+    from pytest_pipeline.services.postgres import PostgresDatabase
+    from pytest_pipeline.services.s3 import S3Namespace
+
+MANAGER_KEY = pytest.StashKey[ServiceManager]()
+CALL_FAILED_KEY = pytest.StashKey[bool]()
+
+
+def services_of(item: pytest.Item) -> list[str]:
+    """The services a test asks for, through ``<name>`` or ``<name>_service``."""
+    names = set(getattr(item, "fixturenames", ()))
+    return [name for name in SERVICES if name in names or f"{name}_service" in names]
+
+
+def manager_of(config: pytest.Config) -> ServiceManager:
+    """The service manager of this session (created by the plugin at configure time)."""
+    return config.stash[MANAGER_KEY]
+
+
+def _fail_cleanly(exc: PipelineError, secrets: tuple[str, ...] = ()) -> None:
+    """Report a service problem as one readable message, without our internals' traceback."""
+    __tracebackhide__ = True
+    pytest.fail(mask_secrets(str(exc), secrets), pytrace=False)
+
+
+def _service_fixture(name: str) -> Any:
+    @pytest.fixture(scope="session", name=f"{name}_service")
+    def service_fixture(request: pytest.FixtureRequest) -> Service:
+        manager = manager_of(request.config)
+        try:
+            service = manager.get(name)
+        except PipelineError as exc:
+            # Failed outside the except block: pytest would print the message twice, as a
+            # chained exception.
+            problem: PipelineError = exc
+        else:
+            if service.started_in is not None:
+                manager.notes.append(service.start_line())
+            return service
+        if isinstance(problem, ServiceUnavailable) and manager.resolved.missing == "skip":
+            pytest.skip(str(problem))
+        _fail_cleanly(problem)
+        raise problem  # unreachable: pytest.fail raised
+
+    service_fixture.__doc__ = f"The session's {name} server (started on first use, shared)."
+    return service_fixture
+
+
+class _Namespace(Protocol):
+    def close(self, *, delete: bool = True) -> None: ...
+
+
+@dataclass(frozen=True)
+class _NamespaceKind:
+    """How one service opens a test's namespace and says what it kept."""
+
+    open: Callable[[Service, str, PipelineConfig], Any]
+    kept: Callable[[Any, Service], str]
+
+
+def _namespace_fixture(name: str, kind: _NamespaceKind) -> Any:
+    @pytest.fixture(name=name)
+    def namespace_fixture(request: pytest.FixtureRequest) -> Generator[Any, None, None]:
+        service: Service = request.getfixturevalue(f"{name}_service")
+        manager = manager_of(request.config)
+        problem: PipelineError | None = None
+        try:
+            namespace = kind.open(service, manager.unique_prefix(), manager.resolved)
+        except PipelineError as exc:
+            problem = exc
+        if problem is not None:
+            _fail_cleanly(problem)
+        yield namespace
+        keep = manager.resolved.keep_failed and request.node.stash.get(CALL_FAILED_KEY, False)
+        namespace.close(delete=not keep)
+        if keep:
+            manager.kept.append(f"{request.node.nodeid}: {kind.kept(namespace, service)}")
+
+    namespace_fixture.__doc__ = f"This test's own {name} namespace, dropped after the test."
+    return namespace_fixture
+
+
+# --------------------------------------------------------------------------- per service
+
+
+def _open_postgres(service: Service, prefix: str, resolved: PipelineConfig) -> PostgresDatabase:
+    from pytest_pipeline.services import schema
+    from pytest_pipeline.services.postgres import create_database
+
+    assert service.endpoint.__class__.__name__ == "PostgresEndpoint"
+    loaded = schema.from_config(resolved)  # read and hashed once per process
+    return create_database(service.endpoint, prefix, loaded)  # type: ignore[arg-type]
+
+
+def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> KafkaNamespace:
+    from pytest_pipeline.services import kafka
+
+    # tansu holds a group join for half the session timeout: its consumers get a short one.
+    tansu = "tansu" in service.description
+    namespace = kafka.KafkaNamespace(
+        service.bootstrap_servers,
+        prefix,
+        timeout=resolved.startup_timeout,
+        group_settings=kafka.TANSU_GROUP_SETTINGS if tansu else kafka.STANDARD_GROUP_SETTINGS,
+    )
+    tracker = _dlq.current()
+    if tracker is not None:
+        # Lets dlq.assert_count(topic, n) count this test's topics (as kafka.count does).
+        tracker.topic_counter = lambda topic: (
+            namespace.count(topic) if namespace.owns(topic) else None
+        )
+        tracker.topic_sampler = lambda topic, n: (
+            namespace.given_name(topic),
+            namespace.consume(topic, n=n, timeout=5),
+        )
+    return namespace
+
+
+def _open_s3(service: Service, prefix: str, resolved: PipelineConfig) -> S3Namespace:
+    from pytest_pipeline.services.s3 import S3Namespace
+
+    return S3Namespace(service.endpoint, prefix)  # type: ignore[arg-type]
+
+
+# Servers this run started have random credentials that die with them: printing those lets
+# a person paste the command. An external server's stay masked (the user has them).
+_THROWAWAY = "(throwaway credentials of a server this run started)"
+
+
+def _throwaway(service: Service) -> bool:
+    return service.backend in ("local", "docker")
+
+
+def _kept_postgres(db: PostgresDatabase, service: Service) -> str:
+    if _throwaway(service):
+        return f"postgres database {db.name}: psql {shlex.quote(str(db.dsn))} {_THROWAWAY}"
+    return (
+        f"postgres database {db.name}: psql {mask_secrets(db.dsn)} "
+        "(*** is the password of services.postgres.url)"
+    )
+
+
+def _kept_kafka(namespace: KafkaNamespace, service: Service) -> str:
+    topics = ", ".join(namespace.topics) or "(no topics)"
+    return f"kafka topics {topics} on {namespace.bootstrap_servers}"
+
+
+def _kept_s3(namespace: S3Namespace, service: Service) -> str:
+    buckets = ", ".join(namespace.buckets) or "(no buckets)"
+    line = f"s3 buckets {buckets} at {namespace.endpoint_url}"
+    if not _throwaway(service):
+        return line
+    endpoint = namespace.endpoint
+    return (
+        f"{line}: AWS_ACCESS_KEY_ID={shlex.quote(endpoint.access_key)} "
+        f"AWS_SECRET_ACCESS_KEY={shlex.quote(str(endpoint.secret_key))} "
+        f"aws --endpoint-url {shlex.quote(namespace.endpoint_url)} s3 ls {_THROWAWAY}"
+    )
+
+
+postgres_service = _service_fixture("postgres")
+kafka_service = _service_fixture("kafka")
+s3_service = _service_fixture("s3")
+postgres = _namespace_fixture("postgres", _NamespaceKind(_open_postgres, _kept_postgres))
+kafka = _namespace_fixture("kafka", _NamespaceKind(_open_kafka, _kept_kafka))
+s3 = _namespace_fixture("s3", _NamespaceKind(_open_s3, _kept_s3))
+
+
+# --------------------------------------------------------------------------- secrets in output
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    """Explain a comparison involving a secret string without showing the secret.
+
+    pytest's own text diff works on the string's characters, not on its ``repr``.
+    """
+    if not isinstance(left, Secret) and not isinstance(right, Secret):
+        return None
+    lines = [f"{left!r} {op} {right!r}"]
+    if op == "==" and isinstance(left, str) and isinstance(right, str):
+        import difflib
+
+        # As pytest's: "-" is the expected (right) side, "+" the value tested (left).
+        expected, actual = mask_secrets(right), mask_secrets(left)
+        lines += ["", *(line.rstrip("\n") for line in difflib.ndiff([expected], [actual]))]
+    return lines
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Last pass over every report: no recorded secret reaches the terminal or junit XML.
+
+    Catches what a ``repr`` cannot: strings derived from a secret (``dsn + "?x"``), printed
+    output, and text diffs pytest makes of fields (a dataclass holding a password).
+    """
+    report = yield
+    scrub_report(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same last pass over collection errors."""
+    report = yield
+    scrub_report(report)
+    return report
+
+
+def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Replace every recorded secret in ``report``'s failure text and captured output.
+
+    Also the xfail reason (``-rA``, junit ``<skipped message>``) and ``record_property``
+    values (junit ``<property value>``).
+    """
+    if not has_secrets():
+        return
+    report.longrepr = _scrub(report.longrepr, set())
+    report.sections = [(title, mask_secrets(content)) for title, content in report.sections]
+    if not isinstance(report, pytest.TestReport):
+        return
+    reason = getattr(report, "wasxfail", None)  # set only on xfail outcomes
+    if isinstance(reason, str):
+        report.wasxfail = mask_secrets(reason)
+    if report.user_properties:
+        report.user_properties = [(n, _scrub_value(v)) for n, v in report.user_properties]
+
+
+def _scrub_value(value: object) -> object:
+    # junit XML shows str(value) of any object: keep the object unless its text holds a secret.
+    text = str(value)
+    masked = mask_secrets(text)
+    return value if masked == text else masked
+
+
+def _scrub(value: Any, seen: set[int]) -> Any:
+    # pytest's failure representations are trees of small objects holding strings
+    # (_pytest._code.code.ReprEntry lines, ReprFuncArgs, ReprFileLocation ...).
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if id(value) in seen:
+        return value
+    seen.add(id(value))
+    if isinstance(value, list):
+        value[:] = [_scrub(item, seen) for item in value]
+    elif isinstance(value, tuple):
+        return tuple(_scrub(item, seen) for item in value)
+    elif type(value).__module__.startswith("_pytest.") and hasattr(value, "__dict__"):
+        for name, attribute in list(vars(value).items()):
+            object.__setattr__(value, name, _scrub(attribute, seen))
+    return value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: warnings.WarningMessage) -> None:
+    """Mask the warning before the terminal summary (or an xdist worker) reads it."""
+    if not has_secrets():
+        return
+    message = warning_message.message
+    text = str(message)
+    masked = mask_secrets(text)
+    if masked == text:
+        return
+    try:
+        warning_message.message = type(message)(masked)
+    except Exception:  # a warning class whose constructor takes other arguments
+        warning_message.message = Warning(masked)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mask what pytest's live log (``--log-cli-level``) and ``--log-file`` write.
+
+    "Captured log" sections are masked with the report; these two handlers write at once.
+    """
+    plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler"):
+        handler = getattr(plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            _mask_handler_output(handler)
+
+
+def _mask_handler_output(handler: logging.Handler) -> None:
+    plain_format = handler.format
+
+    def format(record: logging.LogRecord) -> str:
+        text = plain_format(record)
+        return mask_secrets(text) if has_secrets() else text
+
+    handler.format = format  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------------------- session hooks
+
+
+def register(config: pytest.Config, resolved: PipelineConfig) -> None:
+    """Register the service fixtures, the secret-masking hooks and the session hooks."""
+    config.pluginmanager.register(sys.modules[__name__], "pipeline-services")
+    config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
+
+
+def run_info(config: pytest.Config) -> RunInfo:
+    """This process's view of the run: its own (owner) or the controller's (xdist worker)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "pipeline_run" in workerinput:
+        return RunInfo.from_workerinput(workerinput["pipeline_run"], workerinput["workerid"])
+    return RunInfo.new()
+
+
+class ServiceHooks:
+    """Registered once per session by the plugin."""
+
+    def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
+        self.config = config
+        self.manager = ServiceManager(resolved, run_info(config))
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            self.manager.docker_session = workerinput.get("pipeline_docker_session")
+            self.manager.auto_docker = workerinput.get("pipeline_auto_docker")
+        config.stash[MANAGER_KEY] = self.manager
+        self.kept: list[str] = []
+        self._docker_session: str | None = None
+        self._reaper: threading.Thread | None = None
+        self._docker_checked = False
+        self._reaper_note: str | None = None
+        self._reaper_reported = False
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        # xdist controller: every worker shares this run's directory and owner pid.
+        node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
+        if self.manager.resolved.backend == "auto":
+            node.workerinput["pipeline_auto_docker"] = self.manager.auto_picks_docker()
+            # The controller runs no test to carry its line (why auto falls back): say it now.
+            write_notes(self.config, self.manager.notes)
+            self.manager.notes.clear()
+        if not self._docker_checked and self.manager.uses_docker():
+            self._docker_checked = True
+            # Containers must live as long as this process, not as long as the worker that
+            # started them: workers label them with this process's session, whose reaper
+            # starts here, in the background, while the workers boot.
+            from pytest_pipeline.services import docker
+
+            try:
+                self._docker_session = docker.owner_session()
+            except PipelineError as exc:  # e.g. no docker extra: each test says so itself
+                self._reaper_note = str(exc)
+            else:
+                self._reaper = threading.Thread(target=self._start_reaper, daemon=True)
+                self._reaper.start()
+        if self._docker_session is not None:
+            node.workerinput["pipeline_docker_session"] = self._docker_session
+
+    def _start_reaper(self) -> None:
+        from pytest_pipeline.services import docker
+
+        try:
+            self._reaper_note = docker.ensure_reaper(timeout=self.manager.resolved.startup_timeout)
+        except Exception as exc:  # a background thread: never a bare traceback
+            self._reaper_note = f"docker: the reaper did not start: {exc}"
+
+    def _write(self, line: str) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"pytest-pipeline: {line}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.manager.expect({name for item in items for name in services_of(item)})
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "call":
+            item.stash[CALL_FAILED_KEY] = report.failed
+        if report.failed and report.when in ("setup", "call"):
+            # "Connection refused" alone hides the cause: say that the server died, and why.
+            for message in self._dead_servers(services_of(item)):
+                report.sections.append(("pytest-pipeline: a server died", message))
+        # Plain attributes reach the xdist controller with the report.
+        if self.manager.notes:
+            report.pipeline_notes = list(self.manager.notes)  # type: ignore[attr-defined]
+            self.manager.notes.clear()
+        if self.manager.containers_started and self.manager.docker_session is not None:
+            report.pipeline_containers = True  # type: ignore[attr-defined]
+            self.manager.containers_started = False
+        if self.manager.kept:
+            report.pipeline_kept = list(self.manager.kept)  # type: ignore[attr-defined]
+            self.manager.kept.clear()
+        return report
+
+    def _dead_servers(self, names: list[str]) -> list[str]:
+        """What :func:`local.died` says of this run's local servers of ``names`` that died."""
+        if not names:
+            return []
+        from pytest_pipeline import _safedir
+
+        state = _safedir.read_json(self.manager.run.run_dir / "state.json") or {}
+        messages: list[str] = []
+        for name in names:
+            record = (state.get(name) or {}).get("record") or {}
+            if "watchdog_pid" not in record:  # not a local server (a container, external)
+                continue
+            from pytest_pipeline.services import local
+
+            message = local.died(local.ServerRecord.from_dict(record))
+            if message:
+                messages.append(message)
+        return messages
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        write_notes(self.config, getattr(report, "pipeline_notes", ()))
+        self.kept.extend(getattr(report, "pipeline_kept", ()))
+        if getattr(report, "pipeline_containers", False) and not self._reaper_reported:
+            # Said once, and only to runs that started containers.
+            self._reaper_reported = True
+            if self._reaper is not None:
+                self._reaper.join(timeout=30)
+            if self._reaper_note:
+                self._write(self._reaper_note)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.kept:
+            terminalreporter.section("pytest-pipeline: kept after failure")
+            for line in self.kept:
+                terminalreporter.write_line(line)
+            if any(self.manager.backend_for(name) != "external" for name in SERVICES):
+                terminalreporter.write_line(
+                    "note: the servers this run started stop when it ends; inspect kept data "
+                    "while the run is paused (e.g. with --pdb), or use an external server."
+                )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.manager.run.root_pid != os.getpid():
+            return
+        if self._reaper is not None:
+            self._reaper.join(timeout=30)
+        for problem in self.manager.shutdown():
+            self._write(problem)
