@@ -22,7 +22,7 @@ ROWS = 100_000
 ROUNDS = 5
 PAYMENTS = (
     Path(__file__).resolve().parents[1]
-    / "examples/payments/src/quality/expectations/silver_payments.json"
+    / "examples/payments/src/payments/quality/expectations/silver_payments.json"
 )
 
 

@@ -23,7 +23,7 @@ from pytest_pipeline.synth import SynthError, SynthWarning, plan, strategy, synt
 from pytest_pipeline.synth import spec as synth_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYMENTS = ROOT / "examples/payments/src/quality/expectations/silver_payments.json"
+PAYMENTS = ROOT / "examples/payments/src/payments/quality/expectations/silver_payments.json"
 ORDERS = ROOT / "src/pytest_pipeline/cli/templates/project/expectations/orders_clean.json"
 COLUMNS = [
     "id",
@@ -579,11 +579,12 @@ def test_the_docs_example_runs(pytester: pytest.Pytester) -> None:
     section = text.split("## Synthetic data from a suite or a schema", 1)[1]
     example = section.split("```python\n", 1)[1].split("```", 1)[0]
     pytester.makepyprojecttoml(
-        '[tool.pytest-pipeline]\nexpectations_dir = "src/quality/expectations"\n'
+        '[tool.pytest-pipeline]\nexpectations_dir = "src/payments/quality/expectations"\n'
         "require_layer = false\n"
     )
-    (pytester.path / "src/quality/expectations").mkdir(parents=True)
-    (pytester.path / "src/quality/expectations/silver_payments.json").write_text(
+    suites = pytester.path / "src/payments/quality/expectations"
+    suites.mkdir(parents=True)
+    (suites / "silver_payments.json").write_text(
         PAYMENTS.read_text(encoding="utf-8"), encoding="utf-8"
     )
     pytester.makepyfile(test_silver_volume=example)

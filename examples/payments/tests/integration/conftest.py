@@ -8,7 +8,7 @@ function) makes it 2-3 times slower.
 from __future__ import annotations
 
 import pytest
-from src.quality.gate import warm_up
+from payments.quality.gate import warm_up
 
 
 @pytest.fixture(scope="session", autouse=True)

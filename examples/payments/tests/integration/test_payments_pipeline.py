@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from src.pipeline import BatchResult, run_batch
-from src.sinks.s3 import silver_key
+from payments.pipeline import BatchResult, run_batch
+from payments.sinks.s3 import silver_key
 
 RAW = "payments/raw/events.jsonl"
 

@@ -11,9 +11,9 @@ import io
 
 import pyarrow.parquet as pq
 import pytest
-from src.quality.gate import gate, warm_up
-from src.sinks.s3 import SILVER_SCHEMA, encode_parquet
-from src.transforms.payments import normalise, totals_by_merchant
+from payments.quality.gate import gate, warm_up
+from payments.sinks.s3 import SILVER_SCHEMA, encode_parquet
+from payments.transforms.payments import normalise, totals_by_merchant
 
 
 def test_normalise_a_large_batch(budget, make_events) -> None:

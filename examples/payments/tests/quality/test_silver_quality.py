@@ -1,7 +1,7 @@
 """Quality layer: the silver data against its Great Expectations suite, and the production gate.
 
-The suite is ``src/quality/expectations/silver_payments.json`` (``expectations_dir``): the same
-file the pipeline's gate reads at run time.
+The suite is ``src/payments/quality/expectations/silver_payments.json`` (``expectations_dir``):
+the same file the pipeline's gate reads at run time.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import io
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from src.quality.gate import QualityGateError, gate
-from src.sinks.s3 import SILVER_SCHEMA, encode_parquet
-from src.transforms.payments import normalise
+from payments.quality.gate import QualityGateError, gate
+from payments.sinks.s3 import SILVER_SCHEMA, encode_parquet
+from payments.transforms.payments import normalise
 
 SUITE = "silver_payments"
 RAW = "payments/raw/events.jsonl"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from src.sinks.dlq import encode as encode_dlq
-from src.sinks.s3 import SILVER_SCHEMA, encode_parquet, silver_key
-from src.sources.kafka_source import decode
+from payments.sinks.dlq import encode as encode_dlq
+from payments.sinks.s3 import SILVER_SCHEMA, encode_parquet, silver_key
+from payments.sources.kafka_source import decode
 
 SILVER = {
     "payment_id": "p-001",

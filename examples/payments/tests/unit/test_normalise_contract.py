@@ -9,7 +9,7 @@ bad event: it sends it to the dead-letter queue, so ``rejects=`` says where reje
 
 from __future__ import annotations
 
-from src.transforms.payments import REQUIRED, normalise
+from payments.transforms.payments import REQUIRED, normalise
 
 from pytest_pipeline import edge_case, transform_contract
 

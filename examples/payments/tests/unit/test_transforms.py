@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 
 import pytest
-from src.transforms.payments import (
+from payments.transforms.payments import (
     normalise,
     parse_timestamp,
     to_minor_units,

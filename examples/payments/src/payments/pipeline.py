@@ -1,6 +1,6 @@
 """The payments pipeline, one micro-batch at a time.
 
-Kafka topic -> ``normalise`` (src/transforms) -> quality gate (src/quality) -> Postgres and S3
+Kafka topic -> ``normalise`` (transforms/) -> quality gate (quality/) -> Postgres and S3
 (silver); events the transform rejects and records the gate rejects -> the DLQ topic.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from src.quality.gate import SILVER_SUITE, gate
-from src.sinks.dlq import write_rejected
-from src.sinks.postgres import write_payments
-from src.sinks.s3 import write_silver
-from src.sources.kafka_source import BatchReader
-from src.transforms.payments import normalise
+from payments.quality.gate import SILVER_SUITE, gate
+from payments.sinks.dlq import write_rejected
+from payments.sinks.postgres import write_payments
+from payments.sinks.s3 import write_silver
+from payments.sources.kafka_source import BatchReader
+from payments.transforms.payments import normalise
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The production quality gate: silver records that break the suite go to the DLQ, not the sinks.
 
-The suite is ``src/quality/expectations/silver_payments.json``, the same file the quality tests
-load through ``expectations_dir``. Great Expectations is imported on the first call.
+The suite is ``src/payments/quality/expectations/silver_payments.json``, the same file the quality
+tests load through ``expectations_dir``. Great Expectations is imported on the first call.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payments.transforms.payments import SILVER_COLUMNS
 from pytest_pipeline.quality import validate
-from src.transforms.payments import SILVER_COLUMNS
 
 EXPECTATIONS_DIR = Path(__file__).parent / "expectations"
 SILVER_SUITE = "silver_payments"
