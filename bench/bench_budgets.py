@@ -43,22 +43,7 @@ from pytest_pipeline.performance import budgets
 TRIVIAL_TESTS = 2000
 
 
-_WITHOUT_BUDGETS = textwrap.dedent(
-    """
-    import pytest
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_configure(config):
-        # The rest of the plugin stays on: this isolates what the budget hooks cost.
-        for name in ("pipeline-performance", "pipeline-budget"):
-            plugin = config.pluginmanager.get_plugin(name)
-            if plugin is not None:
-                config.pluginmanager.unregister(plugin)
-    """
-)
-
-
-def _pytest_cost(directory: Path, *extra: str) -> tuple[float, float]:
+def _pytest_cost(directory: Path, *extra: str, env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system) of one pytest process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -72,10 +57,12 @@ def _pytest_cost(directory: Path, *extra: str) -> tuple[float, float]:
             "no:cacheprovider",
             "-p",
             "no:randomly",
+            "-p",
+            "no:benchmark",
             *extra,
         ],
         cwd=directory,
-        env={**os.environ, "PYTHONPATH": str(directory)},
+        env={**env, "PYTHONPATH": str(directory)},
         capture_output=True,
         text=True,
         check=False,
@@ -88,46 +75,95 @@ def _pytest_cost(directory: Path, *extra: str) -> tuple[float, float]:
     return wall, cpu
 
 
+_IMPORT = textwrap.dedent(
+    """
+    import importlib, time
+    from _pytest.config import default_plugins
+    import pytest
+    for name in default_plugins:  # what a pytest process has imported before its plugins
+        importlib.import_module("_pytest." + name)
+    import importlib.metadata  # pytest reads entry points with it before loading plugins
+    began = time.perf_counter()
+    import pytest_pipeline.plugin
+    print(time.perf_counter() - began)
+    """
+)
+
+
+def entry_import(rounds: int) -> list[float]:
+    """Milliseconds to import the entry point in a fresh process that has loaded pytest."""
+    # The bytecode cache on (and warmed by a first run): compiling the sources is not import.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    times = []
+    for _ in range(rounds + 1):
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT], capture_output=True, text=True, check=True, env=env
+        )
+        times.append(float(done.stdout) * 1000)
+    return times[1:]
+
+
 def overhead(rounds: int) -> list[str]:
-    """2,000 trivial tests: plugin on, plugin on without the budget hooks, plugin off."""
+    """2,000 trivial tests, plugin on and off (-p no:pipeline), and xdist's plugin for scale.
+
+    Each variant runs once per round, the order alternating; a ratio is taken within each
+    round (pairs run back to back) and the median of those ratios is reported. Run with the
+    bytecode cache off (this machine's PYTHONDONTWRITEBYTECODE=1: every run rewrites the test
+    modules' asserts) and on (what most machines do).
+    """
     variants = {
-        "plugin on": (),
-        "plugin on, budget hooks unregistered": ("-p", "without_budgets"),
-        "`-p no:pipeline`": ("-p", "no:pipeline"),
+        "plugin on": ("-p", "no:xdist"),
+        "`-p no:pipeline`": ("-p", "no:pipeline", "-p", "no:xdist"),
+        "`-p no:pipeline`, pytest-xdist loaded (reference)": ("-p", "no:pipeline"),
     }
+    off = "`-p no:pipeline`"
+    caches = {
+        "bytecode cache off": {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        "bytecode cache on": {
+            k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"
+        },
+    }
+    rows = [
+        f"| 2,000 trivial tests ({rounds} rounds) | wall s (median) | CPU s (median) "
+        "| wall vs off (median of pair ratios) | CPU vs off (median of pair ratios) "
+        "| µs per test vs off (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
-        (root / "without_budgets.py").write_text(_WITHOUT_BUDGETS)
         for module in range(20):
             body = "\n".join(f"def test_{n}():\n    assert {n} == {n}\n" for n in range(100))
             (root / f"test_m{module}.py").write_text(body)
-        _pytest_cost(root)  # warm the file cache and .pyc files
-        walls: dict[str, list[float]] = {name: [] for name in variants}
-        cpus: dict[str, list[float]] = {name: [] for name in variants}
-        for index in range(rounds):
-            # Alternate the order: a shared machine's load drifts during the run.
-            order = list(variants) if index % 2 == 0 else list(reversed(variants))
-            for name in order:
-                wall, cpu = _pytest_cost(root, *variants[name])
-                walls[name].append(wall)
-                cpus[name].append(cpu)
-    off = "`-p no:pipeline`"
-    rows = [
-        f"| 2,000 trivial tests ({rounds} rounds) | wall s (median) | CPU s (median) "
-        "| CPU s (min) | CPU vs off (min) | wall vs off (median) |",
-        "|---|---|---|---|---|---|",
+        for cache, env in caches.items():
+            _pytest_cost(root, env=env)  # warm the file cache (and the .pyc files)
+            walls: dict[str, list[float]] = {name: [] for name in variants}
+            cpus: dict[str, list[float]] = {name: [] for name in variants}
+            for index in range(rounds):
+                # Alternate the order: a shared machine's load drifts during the run.
+                order = list(variants) if index % 2 == 0 else list(reversed(variants))
+                for name in order:
+                    wall, cpu = _pytest_cost(root, *variants[name], env=env)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+            for name in variants:
+                pairs = list(zip(walls[name], walls[off], cpus[name], cpus[off], strict=True))
+                wall_ratio = statistics.median(w / wo for w, wo, _c, _co in pairs)
+                cpu_ratio = statistics.median(c / co for _w, _wo, c, co in pairs)
+                per_test = statistics.median((c - co) / TRIVIAL_TESTS * 1e6 for *_, c, co in pairs)
+                rows.append(
+                    f"| {name}, {cache} | {statistics.median(walls[name]):.2f} "
+                    f"| {statistics.median(cpus[name]):.2f} | {wall_ratio:.3f}x "
+                    f"| {cpu_ratio:.3f}x | {per_test:+.0f} |"
+                )
+    imports = entry_import(max(rounds, 15))
+    rows += [
+        "",
+        f"Importing the entry point `pytest_pipeline.plugin` in a fresh process that has "
+        f"loaded pytest and its default plugins: median {statistics.median(imports):.1f} ms "
+        f"(min {min(imports):.1f}, max {max(imports):.1f}; {len(imports)} processes, "
+        "bytecode compiled).",
     ]
-    for name in variants:
-        wall, cpu, low = (
-            statistics.median(walls[name]),
-            statistics.median(cpus[name]),
-            min(cpus[name]),
-        )
-        rows.append(
-            f"| {name} | {wall:.2f} | {cpu:.2f} | {low:.2f} | {low / min(cpus[off]):.3f}x "
-            f"| {wall / statistics.median(walls[off]):.3f}x |"
-        )
     return rows
 
 

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_pipeline.config import SERVICE_ENV, SERVICES, ServiceConfig
+from pytest_pipeline.config import SERVICE_ENV, ServiceConfig
+from pytest_pipeline.constants import SERVICES
 from pytest_pipeline.services import docker, local
 
 ROUNDS = 3

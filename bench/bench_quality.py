@@ -10,9 +10,16 @@ docs/benchmarks.md) or directly (prints Markdown).
 from __future__ import annotations
 
 import json
+import os
+import re
+import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from pathlib import Path
 
 SIZES = (10_000, 1_000_000)
 ROUNDS = 5
@@ -116,8 +123,127 @@ def run() -> str:
             f"| {rows:,} | {_ms(t['import'])} ms | {_ms(t['first'])} ms "
             f"| {_ms(t['repeated'])} ms | {_ms(t['failing'])} ms | {_ms(t['gate'])} ms |"
         )
+    lines += ["", "### Quality tests under pytest-xdist", "", run_xdist()]
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- under pytest-xdist
+
+XDIST_ROUNDS = 5
+OTHER_CPU_S = 0.25
+"""CPU seconds each of the other (non-quality) tests of the mixed project spends."""
+
+_SUITE = {
+    "name": "orders",
+    "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}],
+}
+_QUALITY_TESTS = textwrap.dedent(
+    """
+    import pandas as pd
+    import pytest
+
+    @pytest.mark.parametrize("n", range(4))
+    def test_orders(expectations, n):
+        expectations.assert_valid(pd.DataFrame({"id": [1, 2, 3]}), "orders")
+    """
+)
+_OTHER_TESTS = textwrap.dedent(
+    f"""
+    import time
+
+    import pytest
+
+    @pytest.mark.parametrize("n", range(8))
+    def test_transform(n):
+        until = time.process_time() + {OTHER_CPU_S}
+        while time.process_time() < until:
+            pass
+    """
+)
+_LOADED = re.compile(r"^quality: Great Expectations \S+ loaded in ", re.M)
+
+
+def _xdist_project(root: Path, *, others: bool) -> None:
+    (root / "pyproject.toml").write_text('[tool.pytest-pipeline]\nexpectations_dir = "suites"\n')
+    (root / "suites").mkdir()
+    (root / "suites" / "orders.json").write_text(json.dumps(_SUITE))
+    for name in ("a", "b"):  # 8 quality tests in two files
+        (root / f"test_quality_{name}.py").write_text(_QUALITY_TESTS)
+        if others:  # and 16 others, 4 s of CPU in all
+            (root / f"test_transform_{name}.py").write_text(_OTHER_TESTS)
+
+
+def _xdist_run(root: Path, grouped: bool) -> tuple[float, float, int]:
+    """Wall and CPU seconds (all processes) of ``pytest -n 2`` in ``root``, and how many
+    times GE was imported."""
+    dist = ["--dist", "loadgroup"] if grouped else []  # else xdist's default, --dist load
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2", *dist]
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
+    if done.returncode != 0:
+        raise RuntimeError(f"pytest -n 2 failed in {root}:\n{done.stdout}\n{done.stderr}")
+    return seconds, cpu, len(_LOADED.findall(done.stdout))
+
+
+def _children_cpu() -> float:
+    # The workers are waited for by pytest, which is waited for here: their CPU counts too.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_xdist() -> str:
+    """Markdown table: ``-n 2`` with the quality tests on one worker vs spread, side by side."""
+    lines = [
+        f"`pytest -n 2`, {XDIST_ROUNDS} interleaved rounds (medians; CPU of all processes): "
+        "`--dist loadgroup` keeps the quality tests on one worker (the plugin schedules them "
+        "as one group); xdist's default `--dist load` spreads them.",
+        "",
+        "| project | `--dist load`: wall s | CPU s | GE imports "
+        "| `--dist loadgroup`: wall s | CPU s | GE imports | loadgroup vs load (wall) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    projects = {
+        "8 quality tests (2 files)": False,
+        f"8 quality tests + 16 other tests ({OTHER_CPU_S} s CPU each)": True,
+    }
+    loads = [os.getloadavg()[0]]
+    for label, others in projects.items():
+        with tempfile.TemporaryDirectory(prefix="bench-quality-xdist-") as tmp:
+            root = Path(tmp)
+            _xdist_project(root, others=others)
+            walls: dict[bool, list[float]] = {False: [], True: []}
+            cpus: dict[bool, list[float]] = {False: [], True: []}
+            imports: dict[bool, set[int]] = {False: set(), True: set()}
+            for _ in range(XDIST_ROUNDS):
+                for grouped in (False, True):
+                    seconds, cpu, count = _xdist_run(root, grouped)
+                    walls[grouped].append(seconds)
+                    cpus[grouped].append(cpu)
+                    imports[grouped].add(count)
+        load, group = statistics.median(walls[False]), statistics.median(walls[True])
+        cpu_load, cpu_group = statistics.median(cpus[False]), statistics.median(cpus[True])
+        lines.append(
+            f"| {label} | {load:.2f} | {cpu_load:.2f} | {_counts(imports[False])} "
+            f"| {group:.2f} | {cpu_group:.2f} | {_counts(imports[True])} | {group / load:.2f}x |"
+        )
+        loads.append(os.getloadavg()[0])
+    lines += [
+        "",
+        "The CPU saved is one GE import per worker that no longer imports it. Wall time also "
+        "depends on what else the machine runs: with idle cores the imports overlap (load "
+        f"average here {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores).",
+    ]
+    return "\n".join(lines)
+
+
+def _counts(seen: set[int]) -> str:
+    # The same count in every round is one figure; else the range seen.
+    return f"{min(seen)}-{max(seen)}" if len(seen) > 1 else str(min(seen))
+
+
 if __name__ == "__main__":
-    print(run())
+    # ``python bench/bench_quality.py xdist``: the xdist table only.
+    print(run_xdist() if sys.argv[1:] == ["xdist"] else run())

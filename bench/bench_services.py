@@ -6,6 +6,7 @@ Run through ``python bench/run.py services`` (writes docs/benchmarks.md) or dire
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -78,6 +79,7 @@ def isolation(rounds: int) -> list[str]:
                 f"shared database, connect + TRUNCATE | {_median_ms(bare_ms)} |"
             )
             shared.close()
+            socket_rows = per_test_database(pg, rounds * 2)
 
             kafka = records["kafka"].endpoint
             assert isinstance(kafka, KafkaEndpoint)
@@ -104,6 +106,49 @@ def isolation(rounds: int) -> list[str]:
         finally:
             for record in records.values():
                 local.stop(record)
+    return [*rows, "", *socket_rows]
+
+
+def per_test_database(pg: PostgresEndpoint, rounds: int) -> list[str]:
+    """What the ``postgres`` fixture costs a test on the local server, over its private unix
+    socket (trust) and over TCP (scram-sha-256), rounds interleaved: a fresh database, one
+    connection to it running one statement, and the drop (with the settings/roles checks)."""
+    import psycopg
+
+    from pytest_pipeline.services.postgres import create_database
+
+    assert pg.socket_dir, "the local server has no unix socket (its path is too long?)"
+    ways = {"unix socket, trust": pg, "TCP, scram-sha-256": dataclasses.replace(pg, socket_dir="")}
+    counter = iter(range(10**6))
+
+    def fresh(endpoint: PostgresEndpoint) -> None:
+        db = create_database(endpoint, f"bench_fresh_{next(counter)}")
+        db.execute("select 1")
+        db.close(delete=True)
+
+    def connect(endpoint: PostgresEndpoint) -> None:
+        psycopg.connect(endpoint.dsn(), host=endpoint.socket_dir or endpoint.host).close()
+
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for label, endpoint in ways.items():
+            for what, fn in (("fresh", fresh), ("connect", connect)):
+                started = time.perf_counter()
+                fn(endpoint)
+                samples.setdefault((label, what), []).append(time.perf_counter() - started)
+    rows = [
+        "| per-test `postgres` (local server) | fresh database + connection, median ms "
+        "| new connection alone, median ms |",
+        "|---|---|---|",
+    ]
+    for label in ways:
+        fresh_ms, connect_ms = samples[(label, "fresh")], samples[(label, "connect")]
+        rows.append(f"| {label} | {_median_ms(fresh_ms)} | {_median_ms(connect_ms)} |")
+    rows += [
+        "",
+        "One server, rounds interleaved. The plugin's own connections use the socket (its "
+        "directory only the server user can enter); `postgres.dsn` stays TCP with the password.",
+    ]
     return rows
 
 

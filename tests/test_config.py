@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_pipeline import config as pipeline_config
+from pytest_pipeline import constants
 from pytest_pipeline.errors import ConfigError
 
 UsageCheck = Callable[..., None]
@@ -133,16 +134,16 @@ def test_resolved_config_as_fixture(
             c = pipeline_config
             assert c.fixtures_dir == pytestconfig.rootpath / "data" / "fixtures"
             assert c.allowed_hosts == ("localhost", "db.internal")
-            assert c.startup_timeout == 30.0
-            assert c.max_seconds == 2.5
-            assert c.time_scale == 2.0
+            assert c.services.startup_timeout == 30.0
+            assert c.budgets.max_seconds == 2.5
+            assert c.budgets.time_scale == 2.0
             assert c.services["postgres"].url == "postgresql://localhost/from_env"
             assert c.services["kafka"].bootstrap == "localhost:9092"
             assert c.services["kafka"].is_external
             assert not c.services["s3"].is_external
-            assert c.overrides[0].match == "tests/performance/test_x.py::*"
-            assert c.overrides[0].records == 1000
-            assert c.overrides[0].max_seconds == 5.0
+            assert c.budgets.overrides[0].match == "tests/performance/test_x.py::*"
+            assert c.budgets.overrides[0].records == 1000
+            assert c.budgets.overrides[0].max_seconds == 5.0
             with pytest.raises(dataclasses.FrozenInstanceError):
                 c.seed = 1
         """
@@ -157,7 +158,7 @@ def test_resolve_directly(tmp_path: Path) -> None:
     resolved = pipeline_config.resolve(
         tmp_path, {"pipeline_seed": "3"}, env={"PYTEST_PIPELINE_DLQ_ASSERTIONS": "off"}
     )
-    assert (resolved.seed, resolved.dlq_assertions, resolved.backend) == (3, "off", "auto")
+    assert (resolved.seed, resolved.dlq_assertions, resolved.services.backend) == (3, "off", "auto")
     assert resolved.origins["seed"] == "--pipeline-seed"
     assert resolved.origins["dlq_assertions"] == "PYTEST_PIPELINE_DLQ_ASSERTIONS"
     assert resolved.origins["services.backend"] == "default"
@@ -481,12 +482,12 @@ def test_config_error_is_a_usage_error() -> None:
 @pytest.mark.parametrize(
     ("parse", "value"),
     [
-        (pipeline_config._as_int, "\u0663"),  # Arabic-Indic 3: int() would read 3
-        (pipeline_config._as_positive_float, "\u0663"),
-        (pipeline_config._as_positive_float, "\uff11"),  # fullwidth 1
-        (pipeline_config._as_timeout, "1e-300"),
-        (pipeline_config._as_timeout, 1e-300),
-        (pipeline_config._as_megabytes, "\u0663"),
+        (constants.as_int, "\u0663"),  # Arabic-Indic 3: int() would read 3
+        (constants.as_positive_float, "\u0663"),
+        (constants.as_positive_float, "\uff11"),  # fullwidth 1
+        (constants.as_timeout, "1e-300"),
+        (constants.as_timeout, 1e-300),
+        (constants.as_megabytes, "\u0663"),
     ],
 )
 def test_numbers_are_ascii_and_in_range(parse: Callable[[object], object], value: object) -> None:
@@ -495,8 +496,106 @@ def test_numbers_are_ascii_and_in_range(parse: Callable[[object], object], value
 
 
 def test_timeouts_and_sizes_share_one_range_parser() -> None:
-    assert pipeline_config._as_timeout("0.1") == 0.1
-    assert pipeline_config._as_timeout(86400) == 86400.0
-    assert pipeline_config._as_megabytes("1_024") == 1024.0
+    assert constants.as_timeout("0.1") == 0.1
+    assert constants.as_timeout(86400) == 86400.0
+    assert constants.as_megabytes("1_024") == 1024.0
     with pytest.raises(ValueError, match=r"^a positive number of MB, at most 1048576$"):
-        pipeline_config._as_megabytes(0)
+        constants.as_megabytes(0)
+
+
+# --------------------------------------------------------------------------- shape and options
+
+
+def test_resolved_config_nests_services_and_budgets_as_the_toml_does(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pytest-pipeline.services]\n"
+        'backend = "local"\n'
+        "startup_timeout = 9\n"
+        "[tool.pytest-pipeline.services.postgres]\n"
+        'schema = ["db/schema.sql"]\n'
+        'schema_hook = "app.db:migrate"\n'
+        "[tool.pytest-pipeline.budgets]\n"
+        "max_seconds = 3\n"
+        "[[tool.pytest-pipeline.budgets.override]]\n"
+        'match = "tests/x.py::*"\n',
+        encoding="utf-8",
+    )
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    services, budgets = resolved.services, resolved.budgets
+    assert (services.backend, services.startup_timeout) == ("local", 9.0)
+    assert services.postgres.schema == ("db/schema.sql",)
+    assert services.postgres.schema_hook == "app.db:migrate"
+    assert (budgets.max_seconds, [o.match for o in budgets.overrides]) == (3.0, ["tests/x.py::*"])
+    # Every service alike: by name, and in the order of SERVICES.
+    assert services["postgres"] is services.postgres
+    assert list(services) == list(constants.SERVICES)
+    assert [s.name for s in services.values()] == ["postgres", "kafka", "s3"]
+    with pytest.raises(KeyError):
+        services["backend"]
+    assert resolved.describe() == "seed=1234 dlq_assertions=strict backend=local"
+
+
+def test_command_line_only_settings_come_from_the_options(tmp_path: Path) -> None:
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    defaults = (resolved.report, resolved.compare, resolved.compare_threshold, resolved.doctor)
+    assert defaults == (None, None, constants.DEFAULT_COMPARE_THRESHOLD, False)
+    resolved = pipeline_config.resolve(
+        tmp_path,
+        {
+            "pipeline_report": "run.json",
+            "pipeline_compare": "base.json",
+            "pipeline_compare_threshold": "0",  # 0: any worse figure is reported
+            "pipeline_update_fixtures": "true",
+            "pipeline_keep_failed": "true",
+        },
+        env={},
+    )
+    assert (resolved.report, resolved.compare, resolved.compare_threshold) == (
+        "run.json",
+        "base.json",
+        0.0,
+    )
+    assert (resolved.update_fixtures, resolved.keep_failed) == (True, True)
+    assert resolved.origins["compare_threshold"] == "--pipeline-compare-threshold"
+
+
+@pytest.mark.parametrize("key", ["report", "compare", "compare_threshold", "doctor"])
+def test_command_line_only_settings_are_no_configuration_key(tmp_path: Path, key: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.pytest-pipeline]\n{key} = "x"\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=f"unknown configuration key '{key}'"):
+        pipeline_config.resolve(tmp_path, {}, env={})
+
+
+@pytest.mark.usefixtures("one_test")
+def test_bad_compare_threshold_names_the_option(
+    pytester: pytest.Pytester, assert_usage_error: UsageCheck
+) -> None:
+    result = pytester.runpytest("--pipeline-compare-threshold=-0.5")
+    assert_usage_error(
+        result,
+        "ERROR: pytest-pipeline: compare_threshold in option --pipeline-compare-threshold must "
+        "be a number of 0 or more (0.10 is 10%), got '-0.5'.",
+    )
+
+
+def test_every_option_is_a_row_of_the_settings_table(pytester: pytest.Pytester) -> None:
+    # pytest --help lists exactly the table's options: none is declared by hand elsewhere.
+    result = pytester.runpytest("--help")
+    listed = set(re.findall(r"^\s+(--pipeline-[a-z-]+)", result.stdout.str(), re.M))
+    assert listed == {s.cli for s in pipeline_config.SETTINGS if s.cli}
+    assert "(default 0.10 = 10%)" in result.stdout.str()
+
+
+def test_the_flat_names_of_1_0_still_read_with_a_deprecation_warning(tmp_path: Path) -> None:
+    resolved = pipeline_config.resolve(tmp_path, {})
+    for old, new in pipeline_config.MOVED_NAMES.items():
+        with pytest.warns(DeprecationWarning, match=rf"pipeline_config\.{old} is now"):
+            value = getattr(resolved, old)
+        current: object = resolved
+        for part in new.split("."):
+            current = getattr(current, part)
+        assert value == current
+    with pytest.raises(AttributeError):
+        resolved.no_such_setting  # type: ignore[attr-defined]  # noqa: B018

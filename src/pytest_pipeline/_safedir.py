@@ -29,17 +29,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.errors import ServiceError, UnsafeDirectoryError
 
 #: Written into every directory we create directly in a per-user directory (claimed data
 #: directories, perf locks): which run made it, so a later run knows when it is left over.
 OWNER_FILE = ".pytest-pipeline-owner"
 #: Write permission for group or others: whoever has it could have planted files.
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
-
-
-class UnsafeDirectoryError(ServiceError):
-    """A directory under a shared root that another user could have planted or changed."""
 
 
 def cache_root() -> Path:

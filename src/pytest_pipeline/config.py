@@ -1,8 +1,11 @@
 """Configuration: ``[tool.pytest-pipeline]`` + environment + ``--pipeline-*`` options.
 
 Every setting is declared once in :data:`SETTINGS` (key, type, default, environment variable,
-command-line option, help). Resolution runs once per session, in the order
-CLI > environment > pyproject > defaults, and yields a frozen :class:`PipelineConfig`.
+command-line option, help), the options that are no configuration key too (``--pipeline-report``,
+``--pipeline-doctor``, ...). Resolution runs once per session, in the order
+CLI > environment > pyproject > defaults, and yields a frozen :class:`PipelineConfig`, which nests
+``services`` and ``budgets`` as the TOML does. The names and parsers ``init`` shares live in
+:mod:`pytest_pipeline.constants` (no pytest import).
 The same table drives validation errors, ``pytest --help`` and the configuration reference.
 """
 
@@ -13,153 +16,50 @@ import os
 import random
 import sys
 import tomllib
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_pipeline.constants import (
+    BACKENDS,
+    DEFAULT_COMPARE_THRESHOLD,
+    DEFAULT_EXPECTATIONS_DIR,
+    DEFAULT_FIXTURES_DIR,
+    DEFAULT_LAYER_DIRS,
+    DLQ_MODES,
+    ENV_PREFIX,
+    MISSING_MODES,
+    NETWORKS,
+    PII_MODES,
+    SECTION,
+    SERVICES,
+    as_bool,
+    as_fraction,
+    as_int,
+    as_layer_dirs,
+    as_megabytes,
+    as_positive_float,
+    as_seed,
+    as_str,
+    as_str_list,
+    as_timeout,
+    choice,
+)
 from pytest_pipeline.errors import ConfigError
 from pytest_pipeline.masking import Secret, SecretURL, mask_secrets
-
-SECTION = "tool.pytest-pipeline"
-ENV_PREFIX = "PYTEST_PIPELINE_"
-LAYERS = ("unit", "integration", "performance", "quality")
-DLQ_MODES = ("strict", "warn", "off")
-PII_MODES = ("error", "warn", "off")
-BACKENDS = ("auto", "docker", "local", "external")
-MISSING_MODES = ("error", "skip")
-NETWORKS = ("bridge", "host")
-SERVICES = ("postgres", "kafka", "s3")
-
-
-# --------------------------------------------------------------------------- value parsers
-# Each parser takes the raw value (TOML value, or a string from env/CLI) and returns the typed
-# value or raises ValueError with the expected type in words.
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("a boolean (true or false)")
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii():  # int() takes any script's digits
-        try:
-            return int(value.strip().replace("_", ""))
-        except ValueError:
-            pass
-    raise ValueError("an integer")
-
-
-def _as_positive_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("a positive number")
-    number: float | None = None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str) and value.isascii():  # float() takes any script's digits
-        try:
-            number = float(value.strip().replace("_", ""))
-        except ValueError:
-            number = None
-    if number is None or not number > 0:  # nan is not > 0
-        raise ValueError("a positive number")
-    return number
-
-
-def _bounded_number(unit: str, most: float, least: float = 0.0) -> Callable[[Any], float]:
-    """A parser of a positive number of ``unit``, from ``least`` (exclusive of 0) to ``most``.
-
-    Every bad value gets the whole range in its message.
-    """
-    low = f"at least {least:.15g} and " if least else ""
-    expected = f"a positive number of {unit}, {low}at most {most:.15g}"
-
-    def parse(value: Any) -> float:
-        try:
-            number = _as_positive_float(value)
-        except ValueError:
-            raise ValueError(expected) from None
-        if not least <= number <= most:
-            raise ValueError(expected)
-        return number
-
-    return parse
-
-
-#: The longest wait services.startup_timeout may ask for: a day (inf would overflow the clocks).
-MAX_TIMEOUT = 86400.0
-#: The shortest: below it no server answers and every wait only fails (1e-300 is a typo).
-MIN_TIMEOUT = 0.1
-_as_timeout = _bounded_number("seconds", MAX_TIMEOUT, MIN_TIMEOUT)
-
-#: The largest size a *_mb key may give (1 TiB): inf or 1e308 MB have no byte count.
-MAX_MEGABYTES = 1024.0 * 1024.0
-_as_megabytes = _bounded_number("MB", MAX_MEGABYTES)
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, str) and value.strip():
-        return value
-    raise ValueError("a non-empty string")
-
-
-def _as_str_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",") if part.strip()]
-        return tuple(items)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise ValueError("a list of strings")
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if isinstance(value, str) and value.strip().lower() in choices:
-            return value.strip().lower()
-        raise ValueError("one of " + ", ".join(repr(choice) for choice in choices))
-
-    return parse
-
-
-def _as_seed(value: Any) -> int | None:
-    # "random" picks a fresh base seed for the run; it is printed so the run can be repeated.
-    if isinstance(value, str) and value.strip().lower() == "random":
-        return None
-    try:
-        seed = _as_int(value)
-    except ValueError:
-        raise ValueError('an integer or "random"') from None
-    if seed < 0:
-        raise ValueError('a non-negative integer or "random"')
-    return seed
-
-
-def _as_layer_dirs(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ValueError("a table of layer = directory")
-    for layer, directory in value.items():
-        if layer not in LAYERS:
-            raise ValueError(f"a table whose keys are layers ({', '.join(LAYERS)}), not {layer!r}")
-        if not isinstance(directory, str):
-            raise ValueError(f"a table of layer = directory string ({layer} is not a string)")
-    return dict(value)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One configuration key: where it can be set and how its value is checked."""
+    """One setting: where it can be set and how its value is checked.
+
+    ``toml`` is False for a command-line option that is no configuration key (``key`` then only
+    names its :class:`PipelineConfig` field and ``--pipeline-*`` option).
+    """
 
     key: str
     parse: Callable[[Any], Any]
@@ -168,10 +68,16 @@ class Setting:
     type_name: str
     env: str | None = None
     cli: str | None = None
+    toml: bool = True
 
     @property
     def dest(self) -> str:
         return "pipeline_" + self.key.replace(".", "_")
+
+    @property
+    def is_flag(self) -> bool:
+        """An option that takes no value: given means true."""
+        return self.cli is not None and self.parse is as_bool
 
 
 def _setting(
@@ -196,32 +102,47 @@ def _setting(
     )
 
 
+def _option(
+    key: str, parse: Callable[[Any], Any], default: Any, help: str, type_name: str
+) -> Setting:
+    """A command-line-only setting: ``--pipeline-<key>``, no configuration key or variable."""
+    return Setting(
+        key=key,
+        parse=parse,
+        default=default,
+        help=help,
+        type_name=type_name,
+        cli="--pipeline-" + key.replace("_", "-"),
+        toml=False,
+    )
+
+
 SETTINGS: tuple[Setting, ...] = (
     _setting(
         "fixtures_dir",
-        _as_str,
-        "tests/fixtures",
+        as_str,
+        DEFAULT_FIXTURES_DIR,
         "Directory of fixture files, relative to the rootdir.",
         "path",
         cli=True,
     ),
     _setting(
         "expectations_dir",
-        _as_str,
-        "tests/quality/expectations",
+        as_str,
+        DEFAULT_EXPECTATIONS_DIR,
         "Directory of Great Expectations suites (JSON), relative to the rootdir.",
         "path",
     ),
     _setting(
         "fixtures_max_mb",
-        _as_megabytes,
+        as_megabytes,
         256.0,
         "Largest fixture file loaded, in MB once decompressed; a larger one is an error.",
         "number (MB)",
     ),
     _setting(
         "fixtures_pii",
-        _choice(*PII_MODES),
+        choice(*PII_MODES),
         "warn",
         "What fixture files holding data that looks real (card numbers, IBANs, e-mail "
         "addresses, phone numbers, national IDs) do at collection: error, warn, off.",
@@ -229,7 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "fixtures_pii_allow",
-        _as_str_list,
+        as_str_list,
         (),
         "File globs (relative to fixtures_dir) and exact values the fixtures_pii scan lets "
         "through.",
@@ -237,7 +158,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "seed",
-        _as_seed,
+        as_seed,
         1234,
         'Base seed; each test\'s seed derives from it and the test id. "random" picks one '
         "per run (printed in the header).",
@@ -246,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "dlq_assertions",
-        _choice(*DLQ_MODES),
+        choice(*DLQ_MODES),
         "strict",
         "What happens to a passing integration test that asserted no DLQ count: "
         "strict (fail), warn, off.",
@@ -255,29 +176,29 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "require_layer",
-        _as_bool,
+        as_bool,
         False,
         "Make a test without a layer marker a collection error.",
         "boolean",
     ),
     _setting(
         "allowed_hosts",
-        _as_str_list,
+        as_str_list,
         ("localhost", "127.0.0.1", "::1"),
         "Hosts that service URLs may point at; others are refused before connecting.",
         "list of strings",
     ),
     _setting(
         "layer_dirs",
-        _as_layer_dirs,
-        {layer: f"tests/{layer}" for layer in LAYERS},
+        as_layer_dirs,
+        DEFAULT_LAYER_DIRS,
         "Directories whose tests get a layer marker automatically.",
         "table of layer = directory",
         env=False,
     ),
     _setting(
         "services.backend",
-        _choice(*BACKENDS),
+        choice(*BACKENDS),
         "auto",
         "Where service fixtures get their servers: auto, docker, local, external.",
         "auto | docker | local | external",
@@ -285,7 +206,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.missing",
-        _choice(*MISSING_MODES),
+        choice(*MISSING_MODES),
         "error",
         "What integration tests get when no backend can provide a service: error or skip.",
         "error | skip",
@@ -293,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.network",
-        _choice(*NETWORKS),
+        choice(*NETWORKS),
         "bridge",
         "Docker backend: bridge (ports published on 127.0.0.1) or host networking (Linux CI, "
         "Docker-in-Docker).",
@@ -302,14 +223,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.startup_timeout",
-        _as_timeout,
+        as_timeout,
         60.0,
         "Seconds a server may take to become ready.",
         "number (seconds)",
     ),
     _setting(
         "services.postgres.schema",
-        _as_str_list,
+        as_str_list,
         (),
         "SQL files and directories of .sql files (natural order of names) applied, in order, "
         "to the template every test database is copied from; relative to the rootdir.",
@@ -318,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.postgres.schema_hook",
-        _as_str,
+        as_str,
         None,
         "'module:function' called with the template's DSN before the schema files (Alembic); "
         "its module's file is hashed into the template's cache key.",
@@ -327,7 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.postgres.schema_command",
-        _as_str,
+        as_str,
         None,
         "Shell command run in the rootdir with the template's DSN in DATABASE_URL, after "
         "schema_hook and before the schema files.",
@@ -336,7 +257,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "services.postgres.schema_inputs",
-        _as_str_list,
+        as_str_list,
         (),
         "Files or directories not run but hashed into the template's cache key (e.g. "
         "alembic/versions for a schema_hook or schema_command).",
@@ -345,7 +266,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "budgets.max_seconds",
-        _as_positive_float,
+        as_positive_float,
         10.0,
         "Default time budget of a performance test.",
         "number (seconds)",
@@ -353,7 +274,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "budgets.max_memory_mb",
-        _as_positive_float,
+        as_positive_float,
         500.0,
         "Default peak-memory budget of a performance test.",
         "number (MB)",
@@ -361,7 +282,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "budgets.min_records_per_second",
-        _as_positive_float,
+        as_positive_float,
         None,
         "Default throughput floor of a performance test.",
         "number",
@@ -369,7 +290,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "budgets.time_scale",
-        _as_positive_float,
+        as_positive_float,
         1.0,
         "Multiplies every time budget (slower CI hardware).",
         "number",
@@ -377,15 +298,62 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "compare_fail",
-        _as_bool,
+        as_bool,
         False,
         "Fail the run (exit code 1) when --pipeline-compare finds a regression beyond "
         "--pipeline-compare-threshold; the option takes no value.",
         "boolean",
         cli=True,
     ),
+    _option(
+        "update_fixtures",
+        as_bool,
+        False,
+        "assert_matches_fixture writes the expected fixture file instead of comparing.",
+        "boolean",
+    ),
+    _option(
+        "keep_failed",
+        as_bool,
+        False,
+        "Keep a failed test's database, topics and buckets and print how to connect.",
+        "boolean",
+    ),
+    _option(
+        "report",
+        as_str,
+        None,
+        "Write the run report as JSON: performance rows, DLQ summary, services used and "
+        "the hardware fingerprint.",
+        "path",
+    ),
+    _option(
+        "compare",
+        as_str,
+        None,
+        "Compare performance with an earlier --pipeline-report file (same hardware class "
+        "only) and report regressions.",
+        "path",
+    ),
+    _option(
+        "compare_threshold",
+        as_fraction,
+        DEFAULT_COMPARE_THRESHOLD,
+        "How much worse a figure may get before --pipeline-compare reports it "
+        f"(default {DEFAULT_COMPARE_THRESHOLD:.2f} = {DEFAULT_COMPARE_THRESHOLD:.0%}).",
+        "fraction",
+    ),
+    _option(
+        "doctor",
+        as_bool,
+        False,
+        "Show which service backends can run here, and the resolved configuration; run no tests.",
+        "boolean",
+    ),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
+# The keys [tool.pytest-pipeline] may hold (the others are command-line options only).
+_TOML_KEYS = tuple(setting.key for setting in SETTINGS if setting.toml)
 
 # Nested tables whose own keys are checked by dedicated code below.
 SERVICE_KEYS: dict[str, tuple[str, ...]] = {
@@ -412,7 +380,6 @@ OTHER_ENV = (
     "PYTEST_PIPELINE_LOCAL_SERVER",  # set in the environment of the local servers we start
 )
 OVERRIDE_KEYS = ("match", "records", "max_seconds", "max_memory_mb", "min_records_per_second")
-TABLES = ("services", "budgets", *(f"services.{name}" for name in SERVICES), "budgets.override")
 
 
 # --------------------------------------------------------------------------- resolved config
@@ -447,6 +414,46 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class PostgresConfig(ServiceConfig):
+    """``[tool.pytest-pipeline.services.postgres]``: a service, and what the template database
+    every test database is copied from is built of (services/schema.py)."""
+
+    schema: tuple[str, ...] = ()
+    schema_hook: str | None = None
+    schema_command: str | None = None
+    schema_inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServicesConfig(Mapping[str, ServiceConfig]):
+    """``[tool.pytest-pipeline.services]``: its settings, and each service's table.
+
+    A mapping of service name to :class:`ServiceConfig` too (``services["kafka"]``, ``.values()``)
+    for code that handles every service alike.
+    """
+
+    backend: str
+    missing: str
+    network: str
+    startup_timeout: float
+    postgres: PostgresConfig
+    kafka: ServiceConfig
+    s3: ServiceConfig
+
+    def __getitem__(self, name: str) -> ServiceConfig:
+        if name not in SERVICES:
+            raise KeyError(name)
+        service: ServiceConfig = getattr(self, name)
+        return service
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SERVICES)
+
+    def __len__(self) -> int:
+        return len(SERVICES)
+
+
+@dataclass(frozen=True)
 class BudgetOverride:
     """``[[tool.pytest-pipeline.budgets.override]]``: limits for tests whose id matches a glob."""
 
@@ -455,6 +462,18 @@ class BudgetOverride:
     max_seconds: float | None = None
     max_memory_mb: float | None = None
     min_records_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class BudgetsConfig:
+    """``[tool.pytest-pipeline.budgets]``: the default budget of a performance test."""
+
+    max_seconds: float
+    max_memory_mb: float
+    min_records_per_second: float | None
+    time_scale: float
+    #: ``[[tool.pytest-pipeline.budgets.override]]`` tables, in file order.
+    overrides: tuple[BudgetOverride, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -472,32 +491,57 @@ class PipelineConfig:
     require_layer: bool
     allowed_hosts: tuple[str, ...]
     layer_dirs: Mapping[str, Path]
-    backend: str
-    missing: str
-    network: str
-    startup_timeout: float
-    services: Mapping[str, ServiceConfig]
-    max_seconds: float
-    max_memory_mb: float
-    min_records_per_second: float | None
-    time_scale: float
-    overrides: tuple[BudgetOverride, ...] = ()
-    update_fixtures: bool = False
-    keep_failed: bool = False
+    services: ServicesConfig
+    budgets: BudgetsConfig
     fixtures_pii: str = "warn"
     fixtures_pii_allow: tuple[str, ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict)
-    # services.postgres.schema*: what the template database is built from (services/schema.py).
-    postgres_schema: tuple[str, ...] = ()
-    postgres_schema_hook: str | None = None
-    postgres_schema_command: str | None = None
-    postgres_schema_inputs: tuple[str, ...] = ()
     compare_fail: bool = False
+    # Command-line only (no configuration key).
+    update_fixtures: bool = False
+    keep_failed: bool = False
+    report: str | None = None
+    compare: str | None = None
+    compare_threshold: float = DEFAULT_COMPARE_THRESHOLD
+    doctor: bool = False
 
     def describe(self) -> str:
         """The essentials for the pytest header line."""
         seed = f"{self.seed} (random)" if self.seed_was_random else str(self.seed)
-        return f"seed={seed} dlq_assertions={self.dlq_assertions} backend={self.backend}"
+        return f"seed={seed} dlq_assertions={self.dlq_assertions} backend={self.services.backend}"
+
+    if not TYPE_CHECKING:  # type checkers see only the new names
+
+        def __getattr__(self, name: str) -> Any:
+            # Names of 1.0, before `services` and `budgets` were nested as in the TOML.
+            path = MOVED_NAMES.get(name)
+            if path is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            warnings.warn(
+                f"pytest-pipeline: pipeline_config.{name} is now pipeline_config.{path}; "
+                "the old name will be removed in 2.0.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            value: Any = self
+            for part in path.split("."):
+                value = getattr(value, part)
+            return value
+
+
+#: 1.0's flat ``PipelineConfig`` names and where they live now (read with a DeprecationWarning).
+MOVED_NAMES = {
+    **{name: f"services.{name}" for name in ("backend", "missing", "network", "startup_timeout")},
+    **{
+        name: f"budgets.{name}"
+        for name in ("max_seconds", "max_memory_mb", "min_records_per_second", "time_scale")
+    },
+    "overrides": "budgets.overrides",
+    "postgres_schema": "services.postgres.schema",
+    "postgres_schema_hook": "services.postgres.schema_hook",
+    "postgres_schema_command": "services.postgres.schema_command",
+    "postgres_schema_inputs": "services.postgres.schema_inputs",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -555,7 +599,7 @@ def _check_near_miss(tools: dict[str, Any], path: Path) -> None:
     holds; a looser near-miss (``[tool.pipeline]``) only when it holds one of our keys, so
     another tool's table of that name is left alone.
     """
-    ours = {key.split(".", 1)[0] for key in SETTINGS_BY_KEY}
+    ours = {key.split(".", 1)[0] for key in _TOML_KEYS}
     for name, table in tools.items():
         if name == "pytest-pipeline":
             continue  # present but empty
@@ -573,19 +617,19 @@ def _check_near_miss(tools: dict[str, Any], path: Path) -> None:
 def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
     """Turn the TOML tables into dotted keys, rejecting unknown keys with a suggestion."""
     flat: dict[str, Any] = {}
-    top_valid = [key for key in SETTINGS_BY_KEY if "." not in key] + ["services", "budgets"]
+    top_valid = [key for key in _TOML_KEYS if "." not in key] + ["services", "budgets"]
     for key, value in section.items():
         if key in ("services", "budgets"):
             if not isinstance(value, dict):
                 raise ConfigError(f"pytest-pipeline: {key} in {where} must be a table.")
-            valid = [k.split(".", 1)[1] for k in SETTINGS_BY_KEY if k.startswith(key + ".")]
+            valid = [k.split(".", 1)[1] for k in _TOML_KEYS if k.startswith(key + ".")]
             valid += list(SERVICES) if key == "services" else ["override"]
             for sub, subvalue in value.items():
                 if sub in SERVICES and isinstance(subvalue, dict):
                     # Settings of the table (services.postgres.schema): hoisted to the top.
                     subvalue = dict(subvalue)
                     for name in list(subvalue):
-                        if f"{key}.{sub}.{name}" in SETTINGS_BY_KEY:
+                        if f"{key}.{sub}.{name}" in _TOML_KEYS:
                             flat[f"{key}.{sub}.{name}"] = subvalue.pop(name)
                 if sub not in valid:
                     raise _unknown(f"{key}.{sub}", where, [f"{key}.{v}" for v in valid])
@@ -597,7 +641,8 @@ def _flatten(section: dict[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-def _service_config(name: str, table: Any, env: Mapping[str, str], where: str) -> ServiceConfig:
+def _service_values(name: str, table: Any, env: Mapping[str, str], where: str) -> dict[str, str]:
+    """The values of a service's own keys (``SERVICE_KEYS``): its table, then its variables."""
     values: dict[str, str] = {}
     key = f"services.{name}"
     if table is not None:
@@ -606,14 +651,14 @@ def _service_config(name: str, table: Any, env: Mapping[str, str], where: str) -
         for sub, value in table.items():
             if sub not in SERVICE_KEYS[name]:
                 valid = [f"{key}.{k}" for k in SERVICE_KEYS[name]]
-                valid += [k for k in SETTINGS_BY_KEY if k.startswith(f"{key}.")]  # schema...
+                valid += [k for k in _TOML_KEYS if k.startswith(f"{key}.")]  # schema...
                 raise _unknown(f"{key}.{sub}", where, valid)
-            values[sub] = _parse(f"{key}.{sub}", _as_str, value, where)
+            values[sub] = _parse(f"{key}.{sub}", as_str, value, where)
     for sub in SERVICE_KEYS[name]:
         variable = SERVICE_ENV.get((name, sub))
         if variable and env.get(variable):
             values[sub] = env[variable]
-    return ServiceConfig(name=name, **values)
+    return values
 
 
 def _override(entry: Any, index: int, where: str) -> BudgetOverride:
@@ -628,9 +673,9 @@ def _override(entry: Any, index: int, where: str) -> BudgetOverride:
             f"pytest-pipeline: {label} in {where} needs a 'match' glob on test ids, "
             'e.g. match = "tests/performance/test_x.py::*".'
         )
-    parsed: dict[str, Any] = {"match": _parse(f"{label}.match", _as_str, entry["match"], where)}
+    parsed: dict[str, Any] = {"match": _parse(f"{label}.match", as_str, entry["match"], where)}
     if "records" in entry:
-        records = _parse(f"{label}.records", _as_int, entry["records"], where)
+        records = _parse(f"{label}.records", as_int, entry["records"], where)
         if records <= 0:
             raise ConfigError(
                 f"pytest-pipeline: {label}.records in {where} must be a positive integer, "
@@ -639,7 +684,7 @@ def _override(entry: Any, index: int, where: str) -> BudgetOverride:
         parsed["records"] = records
     for sub in ("max_seconds", "max_memory_mb", "min_records_per_second"):
         if sub in entry:
-            parsed[sub] = _parse(f"{label}.{sub}", _as_positive_float, entry[sub], where)
+            parsed[sub] = _parse(f"{label}.{sub}", as_positive_float, entry[sub], where)
     return BudgetOverride(**parsed)
 
 
@@ -662,8 +707,8 @@ def resolve(
 ) -> PipelineConfig:
     """Resolve the configuration once: CLI > environment > pyproject > defaults.
 
-    ``cli`` maps a setting's ``dest`` to the option value (``None`` when not given), plus the
-    flags ``pipeline_update_fixtures`` and ``pipeline_keep_failed``.
+    ``cli`` maps a setting's ``dest`` to the option value (``None`` when not given); settings
+    that are command-line options only come from it alone.
     """
     env = os.environ if env is None else env
     _check_env(env)
@@ -676,7 +721,7 @@ def resolve(
     origins: dict[str, str] = {}
     for setting in SETTINGS:
         value, origin = setting.default, "default"
-        if setting.key in flat:
+        if setting.toml and setting.key in flat:
             value = _parse(setting.key, setting.parse, flat[setting.key], where)
             origin = str(path)
         if setting.env and env.get(setting.env):
@@ -697,7 +742,7 @@ def resolve(
             "([[tool.pytest-pipeline.budgets.override]])."
         )
     services = {
-        name: _service_config(name, flat.get(f"services.{name}"), env, where) for name in SERVICES
+        name: _service_values(name, flat.get(f"services.{name}"), env, where) for name in SERVICES
     }
 
     seed = values["seed"]
@@ -717,26 +762,39 @@ def resolve(
         require_layer=values["require_layer"],
         allowed_hosts=values["allowed_hosts"],
         layer_dirs=layer_dirs,
-        backend=values["services.backend"],
-        missing=values["services.missing"],
-        network=values["services.network"],
-        startup_timeout=values["services.startup_timeout"],
-        services=services,
-        max_seconds=values["budgets.max_seconds"],
-        max_memory_mb=values["budgets.max_memory_mb"],
-        min_records_per_second=values["budgets.min_records_per_second"],
-        time_scale=values["budgets.time_scale"],
-        overrides=tuple(_override(e, i, where) for i, e in enumerate(overrides_raw)),
-        update_fixtures=bool(cli.get("pipeline_update_fixtures")),
-        keep_failed=bool(cli.get("pipeline_keep_failed")),
+        services=ServicesConfig(
+            backend=values["services.backend"],
+            missing=values["services.missing"],
+            network=values["services.network"],
+            startup_timeout=values["services.startup_timeout"],
+            postgres=PostgresConfig(
+                name="postgres",
+                **services["postgres"],
+                schema=values["services.postgres.schema"],
+                schema_hook=values["services.postgres.schema_hook"],
+                schema_command=values["services.postgres.schema_command"],
+                schema_inputs=values["services.postgres.schema_inputs"],
+            ),
+            kafka=ServiceConfig(name="kafka", **services["kafka"]),
+            s3=ServiceConfig(name="s3", **services["s3"]),
+        ),
+        budgets=BudgetsConfig(
+            max_seconds=values["budgets.max_seconds"],
+            max_memory_mb=values["budgets.max_memory_mb"],
+            min_records_per_second=values["budgets.min_records_per_second"],
+            time_scale=values["budgets.time_scale"],
+            overrides=tuple(_override(e, i, where) for i, e in enumerate(overrides_raw)),
+        ),
         fixtures_pii=values["fixtures_pii"],
         fixtures_pii_allow=values["fixtures_pii_allow"],
         origins=origins,
-        postgres_schema=values["services.postgres.schema"],
-        postgres_schema_hook=values["services.postgres.schema_hook"],
-        postgres_schema_command=values["services.postgres.schema_command"],
-        postgres_schema_inputs=values["services.postgres.schema_inputs"],
         compare_fail=values["compare_fail"],
+        update_fixtures=values["update_fixtures"],
+        keep_failed=values["keep_failed"],
+        report=values["report"],
+        compare=values["compare"],
+        compare_threshold=values["compare_threshold"],
+        doctor=values["doctor"],
     )
 
 
@@ -747,11 +805,21 @@ def _metavar(setting: Setting) -> str:
     return setting.type_name.split(" ")[0].upper()
 
 
+def _option_help(setting: Setting) -> str:
+    where = f" Overrides {setting.key} in [{SECTION}]" if setting.toml else ""
+    if where and setting.env:
+        where += f" and {setting.env}"
+    text = setting.help + (where + "." if where else "")
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--pipeline-*`` options in their own ``pytest --help`` group."""
     group = parser.getgroup("pipeline", "pytest-pipeline (data-pipeline testing conventions)")
     for setting in SETTINGS:
-        if setting.cli and setting.parse is _as_bool:
+        if setting.cli is None:
+            continue
+        if setting.is_flag:
             # A flag: given means true; None when absent, so env and pyproject still apply.
             group.addoption(
                 setting.cli,
@@ -759,62 +827,22 @@ def add_options(parser: pytest.Parser) -> None:
                 action="store_const",
                 const="true",
                 default=None,
-                help=f"{setting.help} Overrides {setting.key} in [{SECTION}]"
-                + (f" and {setting.env}." if setting.env else "."),
+                help=_option_help(setting),
             )
-        elif setting.cli:
+        else:
             group.addoption(
                 setting.cli,
                 dest=setting.dest,
                 default=None,
                 metavar=_metavar(setting),
-                help=f"{setting.help} Overrides {setting.key} in [{SECTION}]"
-                + (f" and {setting.env}." if setting.env else "."),
+                help=_option_help(setting),
             )
-    group.addoption(
-        "--pipeline-update-fixtures",
-        dest="pipeline_update_fixtures",
-        action="store_true",
-        help="assert_matches_fixture writes the expected fixture file instead of comparing.",
-    )
-    group.addoption(
-        "--pipeline-keep-failed",
-        dest="pipeline_keep_failed",
-        action="store_true",
-        help="Keep a failed test's database, topics and buckets and print how to connect.",
-    )
-    group.addoption(
-        "--pipeline-report",
-        dest="pipeline_report",
-        default=None,
-        metavar="PATH",
-        help="Write the run report as JSON: performance rows, DLQ summary, services used and "
-        "the hardware fingerprint.",
-    )
-    group.addoption(
-        "--pipeline-compare",
-        dest="pipeline_compare",
-        default=None,
-        metavar="PATH",
-        help="Compare performance with an earlier --pipeline-report file (same hardware class "
-        "only) and report regressions.",
-    )
-    group.addoption(
-        "--pipeline-compare-threshold",
-        dest="pipeline_compare_threshold",
-        default=0.10,
-        type=float,
-        metavar="FRACTION",
-        help="How much worse a figure may get before --pipeline-compare reports it "
-        "(default 0.10 = 10%%).",
-    )
-    group.addoption(
-        "--pipeline-doctor",
-        dest="pipeline_doctor",
-        action="store_true",
-        help="Show which service backends can run here, and the resolved configuration; "
-        "run no tests.",
-    )
+
+
+def option_given(config: pytest.Config, key: str) -> bool:
+    """Whether the command-line flag of setting ``key`` was given, before the configuration is
+    resolved (``pytest_cmdline_main``: ``pytest --version`` must not resolve it)."""
+    return getattr(config.option, SETTINGS_BY_KEY[key].dest, None) is not None
 
 
 _CONFIG_KEY = pytest.StashKey[PipelineConfig]()
@@ -832,12 +860,14 @@ def from_pytest(config: pytest.Config) -> PipelineConfig:
         resolved = resolve(Path(config.rootpath), cli)
         # pytest-xdist workers take the controller's seed: with seed = "random" each worker
         # would otherwise draw its own and test seeds would depend on the worker.
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None and "pipeline_seed" in workerinput:
-            resolved = replace(resolved, seed=int(workerinput["pipeline_seed"]))
+        from pytest_pipeline.report.channel import from_controller, worker_id
+
+        seed = from_controller(config, "seeding")
+        if seed is not None:
+            resolved = replace(resolved, seed=int(seed))
         config.stash[_CONFIG_KEY] = resolved
         dropped = dropped_config(resolved, Path(config.invocation_params.dir))
-        if dropped and workerinput is None:
+        if dropped and worker_id(config) is None:
             from pytest_pipeline.errors import PipelineWarning
 
             config.stash[DROPPED_KEY] = dropped[0]  # the header shows it too
@@ -928,31 +958,50 @@ def dropped_config(resolved: PipelineConfig, invocation_dir: Path) -> tuple[str,
     return None
 
 
+def _shown_default(setting: Setting) -> str:
+    default = setting.default
+    if isinstance(default, tuple):
+        default = list(default)
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, dict):
+        return "`" + ", ".join(f"{k} = {v}" for k, v in default.items()) + "`"
+    return "none" if default is None else f"`{default!r}`".replace("'", '"')
+
+
 def reference_table() -> str:
-    """The Markdown table of every setting, for docs/configuration.md (kept in sync by a test)."""
+    """The Markdown tables of every setting, for docs/configuration.md (kept in sync by a test):
+    the configuration keys, then the options that are no key."""
     rows = [
         "| key | type | default | environment | option | meaning |",
         "|---|---|---|---|---|---|",
     ]
     for setting in SETTINGS:
-        default = setting.default
-        if isinstance(default, tuple):
-            default = list(default)
-        shown = "none" if default is None else f"`{default!r}`".replace("'", '"')
-        if isinstance(default, bool):
-            shown = f"`{str(default).lower()}`"
-        if isinstance(default, dict):
-            shown = "`" + ", ".join(f"{k} = {v}" for k, v in default.items()) + "`"
-        rows.append(
-            f"| `{setting.key}` | {setting.type_name.replace('|', 'or')} | {shown} | "
-            f"{'`' + setting.env + '`' if setting.env else ''} | "
-            f"{'`' + setting.cli + '`' if setting.cli else ''} | {setting.help} |"
-        )
+        if setting.toml:
+            rows.append(
+                f"| `{setting.key}` | {setting.type_name.replace('|', 'or')} | "
+                f"{_shown_default(setting)} | "
+                f"{'`' + setting.env + '`' if setting.env else ''} | "
+                f"{'`' + setting.cli + '`' if setting.cli else ''} | {setting.help} |"
+            )
     for (service, key), variable in SERVICE_ENV.items():
         rows.append(
             f"| `services.{service}.{key}` | string | none | `{variable}` | | "
             f"{_SERVICE_HELP[key].format(service=service)} |"
         )
+    rows += [
+        "",
+        "Command-line options only (no configuration key or environment variable):",
+        "",
+        "| option | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        if not setting.toml:
+            kind = "flag (no value)" if setting.is_flag else setting.type_name
+            rows.append(
+                f"| `{setting.cli}` | {kind} | {_shown_default(setting)} | {setting.help} |"
+            )
     return "\n".join(rows)
 
 

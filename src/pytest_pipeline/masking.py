@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, unquote
 
 __all__ = ["Secret", "SecretURL", "has_secrets", "known_secrets", "mask_secrets", "mask_url"]
@@ -221,3 +222,54 @@ class SecretURL(Secret):
 
     def __repr__(self) -> str:
         return repr(mask_secrets(str(self)))
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def scrub_report(report: Any) -> None:
+    """Replace every recorded secret in a pytest report's failure text and captured output.
+
+    The last pass over every test and collection report: it catches what a ``repr`` cannot,
+    strings derived from a secret (``dsn + "?x"``), printed output, and text diffs pytest
+    makes of fields (a dataclass holding a password).
+
+    Also the xfail reason (``-rA``, junit ``<skipped message>``) and ``record_property``
+    values (junit ``<property value>``).
+    """
+    if not has_secrets():
+        return
+    report.longrepr = _scrub(report.longrepr, set())
+    report.sections = [(title, mask_secrets(content)) for title, content in report.sections]
+    if getattr(report, "when", "collect") == "collect":  # a collection report
+        return
+    reason = getattr(report, "wasxfail", None)  # set only on xfail outcomes
+    if isinstance(reason, str):
+        report.wasxfail = mask_secrets(reason)
+    if report.user_properties:
+        report.user_properties = [(n, _scrub_value(v)) for n, v in report.user_properties]
+
+
+def _scrub_value(value: object) -> object:
+    # junit XML shows str(value) of any object: keep the object unless its text holds a secret.
+    text = str(value)
+    masked = mask_secrets(text)
+    return value if masked == text else masked
+
+
+def _scrub(value: Any, seen: set[int]) -> Any:
+    # pytest's failure representations are trees of small objects holding strings
+    # (_pytest._code.code.ReprEntry lines, ReprFuncArgs, ReprFileLocation ...).
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if id(value) in seen:
+        return value
+    seen.add(id(value))
+    if isinstance(value, list):
+        value[:] = [_scrub(item, seen) for item in value]
+    elif isinstance(value, tuple):
+        return tuple(_scrub(item, seen) for item in value)
+    elif type(value).__module__.startswith("_pytest.") and hasattr(value, "__dict__"):
+        for name, attribute in list(vars(value).items()):
+            object.__setattr__(value, name, _scrub(attribute, seen))
+    return value

@@ -17,6 +17,8 @@ from pytest_pipeline.layers import plugin as _layers
 from pytest_pipeline.performance import plugin as _performance
 from pytest_pipeline.pii import plugin as _pii
 from pytest_pipeline.quality import plugin as _quality
+from pytest_pipeline.report import channel as _channel
+from pytest_pipeline.report import plugin as _report
 from pytest_pipeline.seeding import plugin as _seeding
 from pytest_pipeline.services import plugin as _services
 from pytest_pipeline.synth import plugin as _synth
@@ -34,6 +36,7 @@ FEATURES = (
     _performance,
     _contracts,
     _pii,
+    _report,
 )
 
 
@@ -49,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if not config.option.pipeline_doctor:
+    if not _config.option_given(config, "doctor"):
         return None
     from pytest_pipeline.cli import doctor
 
@@ -60,5 +63,6 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     resolved = _config.from_pytest(config)  # a bad config stops the run before collection
+    _channel.register(config)  # each feature's data to and from pytest-xdist workers
     for feature in FEATURES:
         feature.register(config, resolved)

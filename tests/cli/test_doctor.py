@@ -50,11 +50,12 @@ def test_doctor_render_lists_every_setting(tmp_path: Path) -> None:
     resolved = pipeline_config.resolve(tmp_path, {}, env={})
     lines = doctor.render_config(resolved)
     assert lines[0] == "configuration (no [tool.pytest-pipeline] section):"
-    settings = lines[1 : 1 + len(pipeline_config.SETTINGS)]
+    keyed = [setting.key for setting in pipeline_config.SETTINGS if setting.toml]
+    settings = lines[1 : 1 + len(keyed)]
     keys = [line.split(" = ")[0].strip() for line in settings]
-    assert keys == [setting.key for setting in pipeline_config.SETTINGS]
+    assert keys == keyed  # command-line options only (--pipeline-doctor) are no setting here
     assert all(line.endswith("[default]") for line in settings)
-    assert lines[1 + len(pipeline_config.SETTINGS) :] == [
+    assert lines[1 + len(keyed) :] == [
         "  services.postgres: (defaults)",
         "  services.kafka: (defaults)",
         "  services.s3: (defaults)",
@@ -126,3 +127,15 @@ def test_doctor_with_backend_external_and_no_url_says_nothing_runs(tmp_path: Pat
     assert "    external: not configured (PYTEST_PIPELINE_KAFKA_BOOTSTRAP)" in lines
     assert "  s3: uses external (a URL is configured)" in lines
     assert "    external: configured" in lines
+
+
+def test_doctor_with_backend_docker_and_no_engine_says_nothing_runs(tmp_path: Path) -> None:
+    # The manager's answer: a test using postgres fails (services.missing = error). It used to
+    # say "uses docker", derived again in the doctor without asking whether docker could run.
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest-pipeline.services]\nbackend = "docker"\n'
+    )
+    resolved = pipeline_config.resolve(tmp_path, {}, env={})
+    lines = doctor.render(resolved).splitlines()
+    assert lines[0].startswith("docker engine: no - ")  # tests/conftest.py: DOCKER_HOST nowhere
+    assert "  postgres: uses nothing: services.missing = error" in lines

@@ -213,9 +213,9 @@ def test_the_written_configuration_resolves(project: tuple[Path, str]) -> None:
     }
     assert resolved.require_layer is True
     assert resolved.dlq_assertions == "strict"
-    assert (resolved.max_seconds, resolved.max_memory_mb) == (10.0, 500.0)
-    assert resolved.min_records_per_second == 10_000
-    assert [o.match for o in resolved.overrides] == [
+    assert (resolved.budgets.max_seconds, resolved.budgets.max_memory_mb) == (10.0, 500.0)
+    assert resolved.budgets.min_records_per_second == 10_000
+    assert [o.match for o in resolved.budgets.overrides] == [
         "tests/performance/test_orders_throughput.py::*"
     ]
 
@@ -574,8 +574,33 @@ def test_scaffold_imports_only_the_standard_library() -> None:
     ] + [node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)]
     assert modules
     stdlib = {*sys.stdlib_module_names, "__future__"}
-    outside = [m for m in modules if m.split(".")[0] not in stdlib]
+    # The plugin's own pytest-free modules: the layers and defaults it shares with the plugin.
+    own = {"pytest_pipeline.constants", "pytest_pipeline._paths"}
+    outside = [m for m in modules if m.split(".")[0] not in stdlib and m not in own]
     assert outside == []
+    for name in own:  # and they import only the standard library
+        source = Path(scaffold.__file__).parents[1] / f"{name.rsplit('.', 1)[1]}.py"
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        imported = [n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names]
+        assert [m for m in imported if m.split(".")[0] not in stdlib] == [], name
+
+
+def test_init_does_not_import_pytest() -> None:
+    code = "import sys, pytest_pipeline.cli.scaffold; print('pytest' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_init_writes_the_layers_and_folders_the_plugin_reads() -> None:
+    # One source: the scaffold's folders are the settings' defaults.
+    defaults = {s.key: s.default for s in config.SETTINGS}
+    expected = {
+        "fixtures": defaults["fixtures_dir"],
+        "expectations": defaults["expectations_dir"],
+        **defaults["layer_dirs"],
+    }
+    assert dict(scaffold.DEFAULT_DIRS) == expected
 
 
 def test_the_generated_project_passes_ruff(project: tuple[Path, str]) -> None:

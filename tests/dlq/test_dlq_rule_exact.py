@@ -697,3 +697,64 @@ def test_an_explicit_enable_assertion_pass_hook_false_is_respected(
         result.stderr.fnmatch_lines(["*enable_assertion_pass_hook = false is set, but the DLQ*"])
     else:
         result.assert_outcomes(passed=1)
+
+
+_SEEN_PASSES = """
+import pytest
+
+SEEN = []
+
+def pytest_assertion_pass(item, lineno, orig, expl):
+    SEEN.append(f"{item.name}: {orig}")
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"SEEN {sorted(SEEN)}")
+"""
+
+
+def test_only_modules_with_a_dlq_assert_are_rewritten_with_the_pass_hook(
+    pytester: pytest.Pytester,
+) -> None:
+    # The hook makes pytest's rewrite of every assert dearer: a module without a DLQ-count
+    # assert is rewritten as it would be without the plugin, so its asserts report nothing.
+    pytester.makeconftest(_SEEN_PASSES)
+    pytester.makepyfile(
+        test_plain="import pytest\n\n@pytest.mark.unit\ndef test_sum():\n    assert 1 + 1 == 2\n",
+        test_flow="import pytest\n\n@pytest.mark.integration\ndef test_flow():\n"
+        "    dlq_records = []\n    assert len(dlq_records) == 0\n",
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["SEEN ['test_flow: len(dlq_records) == 0']"])
+
+
+def test_a_project_that_turns_the_pass_hook_on_gets_every_event(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".toml", pyproject="[tool.pytest.ini_options]\nenable_assertion_pass_hook = true\n"
+    )
+    pytester.makeconftest(_SEEN_PASSES)
+    pytester.makepyfile(
+        test_plain="import pytest\n\n@pytest.mark.unit\ndef test_sum():\n    assert 1 + 1 == 2\n",
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["SEEN ['test_sum: 1 + 1 == 2']"])
+
+
+def test_a_count_topic_assert_in_a_file_that_names_no_dlq_gets_the_pass_hook(
+    pytester: pytest.Pytester,
+) -> None:
+    # count_of/count_topic count whatever their arguments are called: such a module must be
+    # rewritten with the hook although the file never says "dlq".
+    pytester.makeconftest(_SEEN_PASSES)
+    pytester.makepyfile(
+        test_error_topic="import pytest\n\n"
+        "def count_topic(servers, topic):\n    return 0\n\n"
+        "@pytest.mark.integration\ndef test_errors():\n"
+        "    assert count_topic('localhost:9092', 'orders.errors') == 0\n",
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(['SEEN [[]"test_errors: count_topic(*) == 0"[]]'])

@@ -18,11 +18,10 @@ from pytest_pipeline.fixture_files.compare import (
     compare,
     diff_records,
     diff_values,
-    is_tabular,
     mismatch_message,
-    to_records,
     values_equal,
 )
+from pytest_pipeline.records.tables import is_tabular, to_records
 
 NAN = float("nan")
 

@@ -25,7 +25,8 @@ SLOW_LINE = (
 
 
 def _config(tmp_path: Path, **budget_values: Any) -> PipelineConfig:
-    return replace(resolve(tmp_path, {}), **budget_values)
+    resolved = resolve(tmp_path, {})
+    return replace(resolved, budgets=replace(resolved.budgets, **budget_values))
 
 
 # --------------------------------------------------------------------------- limits

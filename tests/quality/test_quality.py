@@ -439,7 +439,7 @@ def _check_fixture_run(result: pytest.RunResult) -> None:
     result.stdout.fnmatch_lines(
         [
             "*_ test_unknown_suite _*",
-            "E*pytest_pipeline.quality.engine.SuiteError: no suite 'silver' in suites "
+            "E*pytest_pipeline.errors.SuiteError: no suite 'silver' in suites "
             "(suites there: broken, silver_orders). Did you mean 'silver_orders'?",
         ]
     )

@@ -27,10 +27,15 @@ def local_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pipeline-run")
 
 
-def _serve(service: str, run_dir: Path) -> Iterator[ServerRecord]:
+def needs(service: str) -> None:
+    """Skip the calling test when the local backend cannot run ``service`` on this machine."""
     found = local.availability(service)
     if not found.ok:
         pytest.skip(f"no local {service} here: {found.why_not} ({found.hint})")
+
+
+def _serve(service: str, run_dir: Path) -> Iterator[ServerRecord]:
+    needs(service)
     record = local.start(service, run_dir, root_pid=os.getpid(), timeout=START_TIMEOUT)
     try:
         yield record

@@ -373,7 +373,7 @@ def test_a_port_that_cannot_be_published_is_a_clear_error(
         taken.listen()
         port = taken.getsockname()[1]
         # Every attempt gets the port another process holds, as if it lost the race each time.
-        monkeypatch.setattr(_core._proc, "free_ports", lambda count: [port] * count)
+        monkeypatch.setattr(_core.process, "free_ports", lambda count: [port] * count)
         with pytest.raises(ServiceError) as failure:
             _core.start(
                 ServiceConfig(name="s3", image=IMAGES["s3"]),

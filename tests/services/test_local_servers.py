@@ -18,19 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.services.conftest import needs
 
 from pytest_pipeline.errors import ServiceError
-from pytest_pipeline.services import local
+from pytest_pipeline.services import local, process
 from pytest_pipeline.services.endpoints import KafkaEndpoint, PostgresEndpoint, S3Endpoint
 from pytest_pipeline.services.local import ServerRecord, _common, _core, _postgres, _proc
 
 SERVICES = ["postgres", "kafka", "s3"]
-
-
-def _needs(service: str) -> None:
-    found = local.availability(service)
-    if not found.ok:
-        pytest.skip(f"no local {service} here: {found.why_not}")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
@@ -51,8 +46,8 @@ def _assert_gone(record: ServerRecord, extra: list[Path], timeout: float = 0.0) 
     workdir = Path(record.workdir)
     assert _wait_for(
         lambda: (
-            not _proc.running(record.server_pid)
-            and not _proc.running(record.watchdog_pid)
+            not process.running(record.server_pid)
+            and not process.running(record.watchdog_pid)
             and not workdir.exists()
             and not any(p.exists() for p in extra)
         ),
@@ -223,10 +218,10 @@ def test_importing_the_backend_imports_no_client_library() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_stop_leaves_no_process_and_no_directory(service: str, tmp_path: Path) -> None:
-    _needs(service)
+    needs(service)
     record = local.start(service, tmp_path, root_pid=os.getpid(), timeout=60)
     extra = _cleanup_paths(record)
-    assert _proc.running(record.server_pid)
+    assert process.running(record.server_pid)
     assert Path(record.workdir).parent == tmp_path.resolve()
     local.stop(record)
     _assert_gone(record, extra)
@@ -237,7 +232,7 @@ def test_stop_leaves_no_process_and_no_directory(service: str, tmp_path: Path) -
 def test_postgres_data_on_disk_when_tmpfs_is_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     monkeypatch.setenv("PYTEST_PIPELINE_LOCAL_TMPFS", "0")
     record = local.start("postgres", tmp_path, root_pid=os.getpid(), timeout=60)
     extra = _cleanup_paths(record)
@@ -255,7 +250,7 @@ def test_postgres_data_on_disk_when_tmpfs_is_off(
 
 
 def test_stop_kills_the_server_itself_when_the_watchdog_hangs(tmp_path: Path) -> None:
-    _needs("postgres")
+    needs("postgres")
     record = local.start("postgres", tmp_path, root_pid=os.getpid(), timeout=60)
     extra = _cleanup_paths(record)
     family = _proc.family([record.server_pid])
@@ -265,7 +260,7 @@ def test_stop_kills_the_server_itself_when_the_watchdog_hangs(tmp_path: Path) ->
         local.stop(record, timeout=1.0)
         assert time.monotonic() - began < 5
         _assert_gone(record, extra, timeout=2)
-        assert not [pid for pid in family if _proc.running(pid)]
+        assert not [pid for pid in family if process.running(pid)]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.watchdog_pid, signal.SIGCONT)
@@ -273,7 +268,7 @@ def test_stop_kills_the_server_itself_when_the_watchdog_hangs(tmp_path: Path) ->
 
 
 def test_stop_works_from_another_process(tmp_path: Path) -> None:
-    _needs("kafka")
+    needs("kafka")
     record = local.start("kafka", tmp_path, root_pid=os.getpid(), timeout=60)
     code = (
         "import json, sys\n"
@@ -333,10 +328,10 @@ def orphan_starter(
 def test_sigkill_of_the_root_process_stops_the_server(
     service: str, orphan_starter: Callable[..., tuple[subprocess.Popen[str], ServerRecord]]
 ) -> None:
-    _needs(service)
+    needs(service)
     proc, record = orphan_starter(service)
     extra = _cleanup_paths(record)
-    assert _proc.running(record.server_pid)
+    assert process.running(record.server_pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     _assert_gone(record, extra, timeout=5)
@@ -361,8 +356,8 @@ _TWO_SERVERS = textwrap.dedent(
 
 
 def test_the_last_watchdog_out_removes_a_marked_run_dir(tmp_path: Path) -> None:
-    _needs("kafka")
-    _needs("s3")
+    needs("kafka")
+    needs("s3")
     run_dir = tmp_path / "run-abc"
     proc = subprocess.Popen(
         [sys.executable, "-c", _TWO_SERVERS, str(run_dir)], stdout=subprocess.PIPE, text=True
@@ -383,7 +378,7 @@ def test_the_last_watchdog_out_removes_a_marked_run_dir(tmp_path: Path) -> None:
 def test_reap_stale_cleans_up_after_a_dead_watchdog(
     tmp_path: Path, orphan_starter: Callable[..., tuple[subprocess.Popen[str], ServerRecord]]
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     # Reachable by `nobody` (pytest's basetemp is not), like /tmp.
     tmp_root = Path(tempfile.mkdtemp(prefix="pp-reap-"))
     tmp_root.chmod(0o755)
@@ -402,7 +397,7 @@ def test_reap_stale_cleans_up_after_a_dead_watchdog(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(0.3)
-        assert _proc.running(record.server_pid)
+        assert process.running(record.server_pid)
         family = _proc.family([record.server_pid])
         assert len(family) > 1  # the postmaster's children, in sessions of their own
         shmid = Path(spec["pidfile"]).read_text().splitlines()[6].split()[1]
@@ -415,7 +410,7 @@ def test_reap_stale_cleans_up_after_a_dead_watchdog(
         assert reaped[0].endswith(f"removed {run_dir}")  # marked by a root.json: removed too
         _assert_gone(record, extra, timeout=5)
         assert not run_dir.exists()
-        assert not [pid for pid in family if _proc.running(pid)]
+        assert not [pid for pid in family if process.running(pid)]
         assert local.reap_stale(tmp_root) == []
         # The killed postmaster's SysV segment went too.
         segments = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
@@ -440,7 +435,7 @@ def test_reap_stale_spares_live_runs_and_foreign_pids(tmp_path: Path) -> None:
             "service": "kafka",
             "workdir": str(live),
             "root_pid": os.getpid(),
-            "root_start": _proc.start_time(os.getpid()),
+            "root_start": process.start_time(os.getpid()),
             "cleanup": [],
         },
     )
@@ -565,7 +560,7 @@ def test_server_that_never_gets_ready_times_out_naming_the_config_key(
 def test_broken_initdb_on_path_fails_with_its_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     real = local.availability("postgres")
     assert real.ok
     postgres = shutil.which("postgres") or str(
@@ -596,21 +591,21 @@ def test_broken_initdb_on_path_fails_with_its_output(
 def test_a_taken_port_is_retried_with_another(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _needs("kafka")
+    needs("kafka")
     import socket
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real = _proc.free_ports
+    real = process.free_ports
     calls: list[int] = []
 
     def first_taken(count: int, host: str = "127.0.0.1") -> list[int]:
         calls.append(count)
         return [taken] if len(calls) == 1 else real(count, host)
 
-    monkeypatch.setattr(_proc, "free_ports", first_taken)
+    monkeypatch.setattr(process, "free_ports", first_taken)
     try:
         record = local.start("kafka", tmp_path, root_pid=os.getpid(), timeout=30)
     finally:
@@ -629,19 +624,19 @@ def test_a_taken_port_is_retried_with_another(
 @pytest.mark.parametrize("service", ["postgres", "kafka"])
 def test_the_server_dies_with_its_watchdog(service: str, tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG, armed after the switch to the unprivileged user."""
-    _needs(service)
+    needs(service)
     record = local.start(service, tmp_path, root_pid=os.getpid(), timeout=60)
     extra = _cleanup_paths(record)
     try:
         os.kill(record.watchdog_pid, signal.SIGKILL)
-        assert _wait_for(lambda: not _proc.running(record.server_pid), 2.0)
+        assert _wait_for(lambda: not process.running(record.server_pid), 2.0)
     finally:
         local.stop(record)  # what the watchdog no longer can: remove the directories
     _assert_gone(record, extra)
 
 
 def test_ctrl_c_in_the_terminal_does_not_reach_the_server(tmp_path: Path) -> None:
-    _needs("kafka")
+    needs("kafka")
     code = textwrap.dedent(
         """
         import json, os, signal, sys, time
@@ -667,8 +662,8 @@ def test_ctrl_c_in_the_terminal_does_not_reach_the_server(tmp_path: Path) -> Non
         record = ServerRecord.from_dict(json.loads(proc.stdout.readline()))
         os.killpg(proc.pid, signal.SIGINT)
         time.sleep(0.5)
-        assert _proc.running(record.server_pid)
-        assert _proc.running(record.watchdog_pid)
+        assert process.running(record.server_pid)
+        assert process.running(record.watchdog_pid)
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(timeout=10) == 0
@@ -694,7 +689,7 @@ def test_watchdog_without_pidfd_polls_for_the_root(tmp_path: Path) -> None:
         "gid": None,
         "log": str(workdir / "server.log"),
         "root_pid": root.pid,
-        "root_start": _proc.start_time(root.pid),
+        "root_start": process.start_time(root.pid),
         "workdir": str(workdir),
         "cleanup": [str(extra)],
         "registry": None,
@@ -723,11 +718,11 @@ def test_watchdog_without_pidfd_polls_for_the_root(tmp_path: Path) -> None:
     try:
         assert watchdog.stdout is not None
         server_pid = json.loads(watchdog.stdout.readline())["server_pid"]
-        assert _proc.running(server_pid)
+        assert process.running(server_pid)
         root.kill()
         root.wait()
         assert watchdog.wait(timeout=5) == 0
-        assert not _proc.running(server_pid)
+        assert not process.running(server_pid)
         assert not workdir.exists()
         assert not extra.exists()
     finally:
@@ -841,7 +836,7 @@ def test_postgres_wheel_out_of_reach_of_nobody_runs_from_a_shared_copy(
 
 
 def test_concurrent_first_starts_build_the_template_once(tmp_path: Path) -> None:
-    _needs("postgres")
+    needs("postgres")
     code = textwrap.dedent(
         """
         import os, sys
@@ -868,7 +863,7 @@ def test_concurrent_first_starts_build_the_template_once(tmp_path: Path) -> None
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[_common.Workspace]:
     """A registered work directory, as start() makes one (cleaned up afterwards)."""
-    start = _proc.start_time(os.getpid())
+    start = process.start_time(os.getpid())
     assert start is not None
     ws = _common.Workspace.create("kafka", tmp_path, os.getpid(), start, time.monotonic() + 60)
     yield ws

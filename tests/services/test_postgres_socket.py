@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_pipeline import _safedir
+from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import local, postgres
 from pytest_pipeline.services.endpoints import (
     PostgresEndpoint,
@@ -68,11 +69,13 @@ def test_the_per_test_connection_goes_over_the_private_socket(
     sockdir = Path(endpoint.socket_dir)
     assert sockdir.is_absolute(), "the local server offers no unix socket"
     st = os.lstat(sockdir)
-    assert stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode)
+    assert stat.S_ISDIR(st.st_mode), "not a directory (or a symlink)"
     # Only the server user may enter it (root reaches it as root); its parent is ours.
     assert (st.st_uid, oct(stat.S_IMODE(st.st_mode))) == (_server_uid(), "0o700")
     assert _safedir.check(sockdir.parent)
-    assert (sockdir / f".s.PGSQL.{endpoint.port}").is_socket()
+    sock = sockdir / f".s.PGSQL.{endpoint.port}"
+    assert sock.is_socket()
+    assert oct(stat.S_IMODE(os.lstat(sock).st_mode)) == "0o700"  # unix_socket_permissions
     # inet_server_addr() is NULL on a unix-socket session: the test's connection and the
     # plugin's admin connection (which made the database) both use the socket.
     assert _server_addr(database) is None
@@ -184,13 +187,31 @@ def test_a_socket_that_does_not_answer_falls_back_to_tcp(
     assert _addr_via(_endpoint(local_postgres), empty, "silent") == "127.0.0.1"
 
 
+def test_a_socket_that_hangs_is_not_waited_for_twice(
+    local_postgres: ServerRecord, tmp_path: Path
+) -> None:
+    # A listener that accepts and never answers, as a hung server would: the connect timeout
+    # is the answer (a fallback to TCP would wait for the same hung server again).
+    hung = tmp_path / "hung"
+    hung.mkdir(mode=0o700)
+    endpoint = dataclasses.replace(_endpoint(local_postgres), socket_dir=str(hung))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(hung / f".s.PGSQL.{endpoint.port}"))
+        listener.listen(1)
+        db = postgres.PostgresDatabase(endpoint, "postgres")
+        with pytest.raises(ServiceError, match="timeout"):
+            db.connect(connect_timeout=1)
+    assert endpoint not in postgres._socket_failed
+
+
 def test_the_socket_directory_reaches_xdist_workers(local_postgres: ServerRecord) -> None:
     endpoint = _endpoint(local_postgres)
     again = endpoint_from_dict("postgres", endpoint_to_dict(endpoint))
-    assert again == endpoint and again.socket_dir == endpoint.socket_dir
-    # A state file written before the field existed still reads.
+    assert endpoint.socket_dir
+    assert again == endpoint  # socket_dir included
+    # A state file written before the field existed still reads (TCP only).
     old = {k: v for k, v in endpoint_to_dict(endpoint).items() if k != "socket_dir"}
-    assert endpoint_from_dict("postgres", old).socket_dir == ""  # type: ignore[union-attr]
+    assert endpoint_from_dict("postgres", old) == dataclasses.replace(endpoint, socket_dir="")
 
 
 def test_a_socket_path_too_long_falls_back_to_tcp_and_says_so(
@@ -214,7 +235,8 @@ def test_a_socket_path_too_long_falls_back_to_tcp_and_says_so(
         try:
             endpoint = _endpoint(record)
             assert endpoint.socket_dir == ""
-            assert "TCP only" in record.description and "107" in record.description
+            assert "TCP only" in record.description
+            assert "107 bytes" in record.description
             db = postgres.create_database(endpoint, "sock-too-long")
             try:
                 assert _server_addr(db) == "127.0.0.1"
@@ -227,3 +249,28 @@ def test_a_socket_path_too_long_falls_back_to_tcp_and_says_so(
         monkeypatch.undo()
         _safedir.remove(deep, [user])
     assert not deep.exists()
+
+
+FIXTURE_TEST = """
+import pytest
+
+@pytest.mark.parametrize("n", range(2))
+def test_socket(postgres, postgres_service, n):
+    # The fixture's connection: over the socket; the URL users get: TCP with the password.
+    assert postgres.fetch("select inet_server_addr() as a") == [{"a": None}]
+    assert postgres.endpoint.socket_dir == postgres_service.endpoint.socket_dir != ""
+    assert str(postgres.dsn).startswith("postgresql://postgres:")
+    assert "@127.0.0.1:" in str(postgres.dsn)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "-n 2"])
+def test_the_postgres_fixture_uses_the_socket(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    if not local.availability("postgres").ok:
+        pytest.skip("no local postgres here")
+    pytester.makepyprojecttoml('[tool.pytest-pipeline]\nservices = { backend = "local" }\n')
+    pytester.makepyfile(test_socket=FIXTURE_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=2)

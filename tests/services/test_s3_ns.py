@@ -9,11 +9,13 @@ import re
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.fixture_files.store import FixtureStore
 from pytest_pipeline.services.endpoints import S3Endpoint
 from pytest_pipeline.services.s3 import SUPPORTED_SUFFIXES, S3Namespace, bucket_name
 
@@ -67,7 +69,26 @@ def test_each_suffix_round_trips(s3: S3Namespace, suffix: str) -> None:
     elif suffix.startswith((".jsonl", ".ndjson")):
         assert len(body.decode().splitlines()) == len(RECORDS)
     else:
-        assert body.decode().splitlines()[0] == "id,name,amount,active"
+        assert body.decode().splitlines()[0] == '"id","name","amount","active"'  # as fixtures
+
+
+def test_csv_follows_the_fixture_file_rules(s3: S3Namespace, tmp_path: Path) -> None:
+    # "" and None stay apart both ways, and the bytes are those of a fixture file.
+    bucket = s3.bucket("csv-rules")
+    records: list[dict[str, Any]] = [
+        {"id": 1, "note": ""},
+        {"id": 2, "note": None},
+        {"id": 3, "note": "x"},
+    ]
+    s3.put_records(bucket, "r.csv", records)
+    assert s3.read_records(bucket, "r.csv") == records
+    FixtureStore(tmp_path, update=True).assert_matches(records, "w.csv")
+    written = (tmp_path / "w.csv").read_bytes()
+    assert s3.client.get_object(Bucket=bucket, Key="r.csv")["Body"].read() == written
+    s3.client.put_object(Bucket=bucket, Key="w.csv", Body=written)
+    assert s3.read_records(bucket, "w.csv") == FixtureStore(tmp_path).load("w.csv") == records
+    with pytest.raises(ServiceError, match=r"column 'a' to CSV: a dict value has no CSV form"):
+        s3.put_records(bucket, "nested.csv", [{"a": {"b": 1}}])
 
 
 def test_uneven_records_get_the_union_of_columns(s3: S3Namespace) -> None:
@@ -126,7 +147,7 @@ def test_non_record_data_is_an_error(s3: S3Namespace) -> None:
         s3.put_records(bucket, "x.json", [{"a": 1}, 2])  # type: ignore[list-item]
     with pytest.raises(ServiceError, match="wrap one record in a list"):
         s3.put_records(bucket, "x.json", {"a": 1})  # type: ignore[arg-type]
-    with pytest.raises(ServiceError, match="column 'a' cannot be stored in Parquet"):
+    with pytest.raises(ServiceError, match="column 'a' has no single Arrow type"):
         s3.put_records(bucket, "mixed.parquet", [{"a": 1}, {"a": "text"}])
     bad_objects = {
         "object.json": b'{"a": 1}',
@@ -136,8 +157,9 @@ def test_non_record_data_is_an_error(s3: S3Namespace) -> None:
     }
     for key, body in bad_objects.items():
         s3.client.put_object(Bucket=bucket, Key=key, Body=body)
-        with pytest.raises(ServiceError, match=re.escape(f"s3://{bucket}/{key} does not hold")):
+        with pytest.raises(ServiceError, match=re.escape(f"s3://{bucket}/{key}")) as info:
             s3.read_records(bucket, key)
+        assert str(info.value).count(f"s3://{bucket}/{key}") == 1, info.value
 
 
 # --------------------------------------------------------------------------- buckets

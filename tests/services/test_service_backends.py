@@ -247,7 +247,7 @@ def test_missing_service_errors_or_skips(
     ],
 )
 def test_mask_url(text: str, masked: str) -> None:
-    from pytest_pipeline.services.external import mask_url
+    from pytest_pipeline.masking import mask_url
 
     assert mask_url(text) == masked
 

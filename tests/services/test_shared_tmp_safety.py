@@ -23,20 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.services.conftest import needs
 
 from pytest_pipeline import _safedir
-from pytest_pipeline.errors import ServiceError
-from pytest_pipeline.services import local
-from pytest_pipeline.services.local import ServerRecord, _common, _core, _postgres, _proc
+from pytest_pipeline.errors import ServiceError, UnsafeDirectoryError
+from pytest_pipeline.services import local, process
+from pytest_pipeline.services.local import ServerRecord, _common, _core, _postgres
 
 STRANGER = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="plays another user with chown")
-
-
-def _needs(service: str) -> None:
-    found = local.availability(service)
-    if not found.ok:
-        pytest.skip(f"no local {service} here: {found.why_not}")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
@@ -111,7 +106,7 @@ def test_a_planted_per_user_directory_is_refused_and_its_notes_not_followed(
     assert (other_victim / "precious.txt").exists()
     assert "nothing in it was read or deleted" in str(raised.value)
     # Nothing else uses it either: the per-user directory is refused the same way.
-    with pytest.raises(_safedir.UnsafeDirectoryError, match=re.escape(str(planted))):
+    with pytest.raises(UnsafeDirectoryError, match=re.escape(str(planted))):
         _common.state_dir(tmp_root)
 
 
@@ -184,7 +179,7 @@ def _start(service: str, run_dir: Path) -> ServerRecord:
 def test_a_broken_cached_template_is_rebuilt_once_and_the_run_says_so(
     tmp_path: Path, own_cache: Path, damage: str
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     local.stop(_start("postgres", tmp_path))
     (template,) = [p for p in own_cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if damage == "password file":
@@ -207,7 +202,7 @@ def test_a_broken_cached_template_is_rebuilt_once_and_the_run_says_so(
 
 
 def test_a_server_killed_mid_run_is_reported_as_dead_with_its_log(tmp_path: Path) -> None:
-    _needs("postgres")
+    needs("postgres")
     record = _start("postgres", tmp_path)
     try:
         assert local.died(record) is None
@@ -223,7 +218,7 @@ def test_a_server_killed_mid_run_is_reported_as_dead_with_its_log(tmp_path: Path
 
 
 def test_a_failing_test_after_the_server_died_says_so(pytester: pytest.Pytester) -> None:
-    _needs("postgres")
+    needs("postgres")
     pytester.makepyprojecttoml("[tool.pytest-pipeline]\n")  # auto: local (no engine)
     pytester.makepyfile(
         textwrap.dedent(
@@ -279,7 +274,7 @@ _KILLED_DURING_COPY = textwrap.dedent(
 def test_data_copied_by_a_killed_run_is_removed_by_a_run_with_another_tmpdir(
     tmp_path: Path, own_cache: Path
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     other_tmp = tmp_path / "other-tmp"
     other_tmp.mkdir()
     run_dir = _safedir.user_dir(other_tmp) / "run-1"
@@ -385,7 +380,7 @@ _WORKER = textwrap.dedent(
 
 
 def test_a_worker_killed_while_starting_servers_leaves_none_unrecorded(tmp_path: Path) -> None:
-    _needs("kafka")
+    needs("kafka")
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER, str(tmp_path), str(os.getpid())],
         stdout=subprocess.PIPE,
@@ -399,9 +394,9 @@ def test_a_worker_killed_while_starting_servers_leaves_none_unrecorded(tmp_path:
         proc.wait()
     try:
         # The root (this process) lives on: only the dead worker's unrecorded server stops.
-        assert _wait_for(lambda: not _proc.running(orphan.server_pid), 10)
+        assert _wait_for(lambda: not process.running(orphan.server_pid), 10)
         assert _wait_for(lambda: not Path(orphan.workdir).exists(), 5)
-        assert _proc.running(recorded.server_pid)
+        assert process.running(recorded.server_pid)
         assert local.died(recorded) is None
     finally:
         with contextlib.suppress(ServiceError):
@@ -414,7 +409,7 @@ def test_servers_an_xdist_worker_started_are_adopted_once_recorded(
     pytester: pytest.Pytester,
 ) -> None:
     pytest.importorskip("xdist")
-    _needs("kafka")
+    needs("kafka")
     pytester.makepyprojecttoml("[tool.pytest-pipeline]\n")
     pytester.makepyfile(
         textwrap.dedent(
@@ -544,7 +539,7 @@ def _data_dir(record: ServerRecord) -> Path:
 def test_a_planted_postmaster_pid_never_removes_another_users_segment(
     tmp_path: Path, stopped_by: str
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     victim = _victim_segment()
     record = _start("postgres", tmp_path)
     own = [s for s, row in _segments().items() if row["cpid"] == record.server_pid]
@@ -557,7 +552,7 @@ def test_a_planted_postmaster_pid_never_removes_another_users_segment(
             # Killed, the postmaster leaves its segment (a stopped one removes it itself).
             target = record.server_pid if "server" in stopped_by else record.watchdog_pid
             os.kill(target, signal.SIGKILL)  # the server dies with its watchdog
-            assert _wait_for(lambda: not _proc.running(record.server_pid), 10)
+            assert _wait_for(lambda: not process.running(record.server_pid), 10)
         local.stop(record)
     finally:
         _stop_planter(planter)
@@ -575,7 +570,7 @@ def test_a_planted_postmaster_pid_never_removes_another_users_segment(
 
 @needs_root
 def test_the_data_directory_is_private_to_the_server_user(tmp_path: Path) -> None:
-    _needs("postgres")
+    needs("postgres")
     record = _start("postgres", tmp_path)
     try:
         datadir = _data_dir(record)
@@ -621,7 +616,7 @@ def test_a_data_directory_that_lost_its_owner_file_is_reaped(
 def test_a_schema_builder_killed_on_a_failing_schema_leaves_no_segment(
     tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _needs("postgres")
+    needs("postgres")
     from pytest_pipeline.services import postgres
     from pytest_pipeline.services.schema import Schema, SchemaError
 

@@ -7,8 +7,8 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from pytest_pipeline._optional import requirement
-from pytest_pipeline.config import SETTINGS, PipelineConfig, ServiceConfig
-from pytest_pipeline.services.external import mask_url
+from pytest_pipeline.config import SETTINGS, SETTINGS_BY_KEY, PipelineConfig, ServiceConfig
+from pytest_pipeline.masking import mask_url
 
 if TYPE_CHECKING:
     from pytest_pipeline.services.docker import ImageCheck
@@ -24,6 +24,8 @@ def render_service(service: ServiceConfig) -> str:
         value = getattr(service, item.name)
         if item.name == "name" or value is None:
             continue
+        if f"services.{service.name}.{item.name}" in SETTINGS_BY_KEY:
+            continue  # a setting (services.postgres.schema): shown with the settings
         if item.name in SECRET_FIELDS:
             value = "***"
         elif item.name == "url":
@@ -48,25 +50,27 @@ def render_config(resolved: PipelineConfig) -> list[str]:
         "require_layer": resolved.require_layer,
         "allowed_hosts": ", ".join(resolved.allowed_hosts),
         "layer_dirs": ", ".join(f"{k}={v}" for k, v in resolved.layer_dirs.items()),
-        "services.backend": resolved.backend,
-        "services.missing": resolved.missing,
-        "services.network": resolved.network,
-        "services.startup_timeout": resolved.startup_timeout,
-        "services.postgres.schema": ", ".join(resolved.postgres_schema),
-        "services.postgres.schema_hook": resolved.postgres_schema_hook,
-        "services.postgres.schema_command": resolved.postgres_schema_command,
-        "services.postgres.schema_inputs": ", ".join(resolved.postgres_schema_inputs),
-        "budgets.max_seconds": resolved.max_seconds,
-        "budgets.max_memory_mb": resolved.max_memory_mb,
-        "budgets.min_records_per_second": resolved.min_records_per_second,
-        "budgets.time_scale": resolved.time_scale,
+        "services.backend": resolved.services.backend,
+        "services.missing": resolved.services.missing,
+        "services.network": resolved.services.network,
+        "services.startup_timeout": resolved.services.startup_timeout,
+        "services.postgres.schema": ", ".join(resolved.services.postgres.schema),
+        "services.postgres.schema_hook": resolved.services.postgres.schema_hook,
+        "services.postgres.schema_command": resolved.services.postgres.schema_command,
+        "services.postgres.schema_inputs": ", ".join(resolved.services.postgres.schema_inputs),
+        "budgets.max_seconds": resolved.budgets.max_seconds,
+        "budgets.max_memory_mb": resolved.budgets.max_memory_mb,
+        "budgets.min_records_per_second": resolved.budgets.min_records_per_second,
+        "budgets.time_scale": resolved.budgets.time_scale,
         "compare_fail": resolved.compare_fail,
     }
     for setting in SETTINGS:
+        if not setting.toml:
+            continue  # a command-line option only (--pipeline-doctor itself)
         origin = resolved.origins.get(setting.key, "default")
         lines.append(f"  {setting.key} = {values[setting.key]}  [{origin}]")
     lines.extend(render_service(service) for service in resolved.services.values())
-    for override in resolved.overrides:
+    for override in resolved.budgets.overrides:
         limits = " ".join(
             f"{item.name}={getattr(override, item.name)}"
             for item in fields(override)
@@ -100,14 +104,14 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
             docker.image_present(reaper)
         ]
         lines.append(f"docker reaper: {reaper} ({present}; RYUK_CONTAINER_IMAGE overrides)")
-    if resolved.backend == "auto":
+    if resolved.services.backend == "auto":
         choice = manager.auto_choice()
         lines.append(f"backend auto: {'docker' if choice.docker else 'local'} - {choice.why}")
     lines.append("service backends:")
     checks = manager.image_checks() if engine.ok else {}
     for name, service in resolved.services.items():
         found = local.availability(name)
-        lines.append(f"  {name}: uses {_chosen(manager, name, found.ok)}")
+        lines.append(f"  {name}: uses {_chosen(manager, name)}")
         if found.ok:
             lines.append(f"    local: yes - {found.how}")
         else:
@@ -125,17 +129,15 @@ def render_backends(resolved: PipelineConfig) -> list[str]:
     return lines
 
 
-def _chosen(manager: ServiceManager, name: str, local_ok: bool) -> str:
+def _chosen(manager: ServiceManager, name: str) -> str:
     """The backend the session would use for ``name``, asked of its manager, and why."""
-    backend = manager.backend_for(name)
-    if backend == "external" and not manager.resolved.services[name].is_external:
-        # services.backend = "external" with no URL: the session's fixture fails.
-        return f"nothing: services.backend = external, but no URL is configured for {name}"
-    if backend == "external":
-        return "external (a URL is configured)"
-    if backend == "local" and not local_ok:
-        return f"nothing: services.missing = {manager.resolved.missing}"
-    return f"{backend} (auto)" if manager.resolved.backend == "auto" else backend
+    choice = manager.choice(name)
+    backend, found = choice.backend, choice.availability
+    if not backend.shared:  # a server someone else runs: the fixture fails without its URL
+        return f"{backend.name} ({found.how})" if found.ok else f"nothing: {found.why_not}"
+    if not found.ok:  # a server the run would start: services.missing decides
+        return f"nothing: services.missing = {manager.resolved.services.missing}"
+    return f"{backend.name} (auto)" if choice.auto else backend.name
 
 
 def _state(check: ImageCheck) -> str:

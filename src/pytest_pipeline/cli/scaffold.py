@@ -9,8 +9,9 @@ with one job per layer. It never overwrites a file without ``--force``, and neve
 sample, and skips every file that exists instead of refusing.
 
 The templates are package data under ``pytest_pipeline/cli/templates``; ``@@name@@`` marks a
-value filled in here. Only the standard library is imported: ``init`` must work (and
-``pytest-pipeline --help`` must stay fast) whatever extras are installed.
+value filled in here. Only the standard library (and :mod:`pytest_pipeline.constants`, which
+imports nothing else) is imported: ``init`` must work (and ``pytest-pipeline --help`` must stay
+fast) whatever extras are installed, without loading pytest.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
+
+from pytest_pipeline._paths import resolve_inside
+from pytest_pipeline.constants import (
+    DEFAULT_EXPECTATIONS_DIR,
+    DEFAULT_FIXTURES_DIR,
+    DEFAULT_LAYER_DIRS,
+    LAYERS,
+    SECTION,
+)
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -52,11 +62,10 @@ import name, and pip must fail rather than install it."""
 TEST_EXTRA = (PLUGIN_REQUIREMENT, "pytest-split", "pytest-cov")
 """Integration tests in the sample: more shards than this leave a shard with no test."""
 
-LAYERS = ("unit", "integration", "performance", "quality")
 DEFAULT_DIRS = {
-    "fixtures": "tests/fixtures",
-    "expectations": "tests/quality/expectations",
-    **{layer: f"tests/{layer}" for layer in LAYERS},
+    "fixtures": DEFAULT_FIXTURES_DIR,
+    "expectations": DEFAULT_EXPECTATIONS_DIR,
+    **DEFAULT_LAYER_DIRS,
 }
 PLACEHOLDER = re.compile(r"@@([a-z_]+)@@")
 # Names a sample package must not take: it would shadow what the sample or its tests import.
@@ -364,7 +373,7 @@ def inspect_repo(root: Path) -> Repo:
     dirs = dict(DEFAULT_DIRS)
     if isinstance(section, dict):
         # The sample goes where the existing configuration looks for tests and files.
-        where = f"[tool.pytest-pipeline] of {pyproject_path}"
+        where = f"[{SECTION}] of {pyproject_path}"
         if "fixtures_dir" in section:
             dirs["fixtures"] = _relative_dir(section["fixtures_dir"], "fixtures_dir", where)
         if "expectations_dir" in section:
@@ -636,14 +645,11 @@ def _inside(root: Path, relative: str) -> Path:
     """
     top = root.resolve()
     try:
-        path = (root / relative).resolve()
+        path, link = resolve_inside(root, relative)
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
         _fail(f"cannot resolve {relative} in {top}: {getattr(exc, 'strerror', None) or exc}")
-    if path.is_relative_to(top):
+    if link is None:
         return path
-    parts = PurePosixPath(relative).parts
-    prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
-    link = next((prefix for prefix in prefixes if (root / prefix).is_symlink()), relative)
     _fail(
         f"{relative} leads outside the project folder {top}: {link} is a symbolic link to "
         f"{(root / link).resolve()}. init writes only inside the project; replace the link "

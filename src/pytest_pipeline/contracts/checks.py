@@ -15,7 +15,8 @@ import pytest
 
 from pytest_pipeline.contracts import tabular
 from pytest_pipeline.contracts.spec import EdgeCase
-from pytest_pipeline.fixture_files.compare import compare, to_records, values_equal
+from pytest_pipeline.fixture_files.compare import compare, values_equal
+from pytest_pipeline.records.tables import to_records
 
 if TYPE_CHECKING:
     from pytest_pipeline.contracts.scenarios import Prepared

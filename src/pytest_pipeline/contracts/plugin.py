@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_pipeline import config as _config
-from pytest_pipeline.contracts.spec import CASE_ARG, CONTRACT_ATTR, Contract, ContractError
+from pytest_pipeline.contracts import CASE_ARG, CONTRACT_ATTR
+from pytest_pipeline.contracts.spec import Contract
+from pytest_pipeline.errors import ContractError
 
 if TYPE_CHECKING:
     from pytest_pipeline.fixture_files.store import FixtureStore

@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from pytest_pipeline.contracts import checks, tabular
-from pytest_pipeline.contracts.spec import KINDS, Contract, ContractError, EdgeCase
+from pytest_pipeline.contracts.spec import KINDS, Contract, EdgeCase
+from pytest_pipeline.errors import ContractError
 
 Loader = Callable[[str, str], Any]
 """``load(name, kind)``: a fixture file as records, a DataFrame or a Table."""

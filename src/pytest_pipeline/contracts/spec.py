@@ -14,15 +14,9 @@ from typing import Any
 
 import pytest
 
-from pytest_pipeline.errors import PipelineError
+from pytest_pipeline.contracts import CONTRACT_ATTR
 
-CONTRACT_ATTR = "__pipeline_contract__"
-CASE_ARG = "pipeline_contract_case"
 KINDS = ("records", "pandas", "arrow")
-
-
-class ContractError(PipelineError):
-    """A ``transform_contract(...)`` declaration that cannot be expanded into tests."""
 
 
 @dataclass(frozen=True)

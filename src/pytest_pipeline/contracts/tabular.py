@@ -11,7 +11,7 @@ import reprlib
 from decimal import Decimal
 from typing import Any
 
-from pytest_pipeline.fixture_files.compare import to_records
+from pytest_pipeline.records.tables import column_order, to_records
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 24
@@ -60,10 +60,7 @@ def convert(data: Any, kind: str, like: Any = None) -> Any:
 def fields(data: Any, kind: str) -> list[str]:
     """The sample's field names, in order of first appearance."""
     if kind == "records":
-        seen: dict[str, None] = {}
-        for row in data:
-            seen.update(dict.fromkeys(row))
-        return list(seen)
+        return column_order(data)
     if kind == "pandas":
         return [str(c) for c in data.columns]
     return list(data.column_names)

@@ -21,6 +21,7 @@ import pytest_pipeline
 from pytest_pipeline.config import PipelineConfig
 from pytest_pipeline.dlq import rule as _dlq
 from pytest_pipeline.errors import PipelineWarning
+from pytest_pipeline.report.channel import channel_of, send
 from pytest_pipeline.report.collect import run_report
 
 TRACKER_KEY = pytest.StashKey[_dlq.DlqTracker]()
@@ -47,9 +48,12 @@ def enable_assertion_pass_hook(config: pytest.Config) -> None:
     """Turn on pytest's ``enable_assertion_pass_hook`` for the DLQ rule's plain asserts.
 
     Called before conftest.py and test modules are imported (and their asserts rewritten).
-    Modules rewritten without the hook (an earlier run without this plugin) sit in pytest's
-    ``.pyc`` cache; the cache name gets a suffix so that they are rewritten with it. The
-    project's helper modules holding a DLQ-count assert are registered for rewriting.
+    Only modules that hold an assert which may check a DLQ count are rewritten with the hook:
+    it makes pytest's rewrite of every other assert slower for nothing. When the project set
+    the option to true itself (another plugin may want every event), every module gets it.
+    Modules rewritten otherwise (an earlier run without this plugin) sit in pytest's ``.pyc``
+    cache; the cache name gets a suffix so that they are rewritten again. The project's helper
+    modules holding a DLQ-count assert are registered for rewriting.
     """
     from _pytest.assertion import rewrite
 
@@ -58,18 +62,52 @@ def enable_assertion_pass_hook(config: pytest.Config) -> None:
         config.stash[PASS_HOOK_REFUSED_KEY] = True
         return
     config._inicache["enable_assertion_pass_hook"] = True
-    saved = rewrite.PYC_TAIL
-    rewrite.PYC_TAIL = f".{rewrite.PYTEST_TAG}-pipeline-pass{rewrite.PYC_EXT}"
-    config.add_cleanup(lambda: setattr(rewrite, "PYC_TAIL", saved))
+    per_module = _pass_hook_setting(config) is None
+    config.stash[PER_MODULE_KEY] = per_module
+    tail = f"pipeline-dlq{_dlq.PASS_HOOK_RULES}" if per_module else "pipeline-pass"
+    saved_tail, saved_rewrite = rewrite.PYC_TAIL, rewrite._rewrite_test
+    rewrite.PYC_TAIL = f".{rewrite.PYTEST_TAG}-{tail}{rewrite.PYC_EXT}"
+    config.add_cleanup(lambda: setattr(rewrite, "PYC_TAIL", saved_tail))
+    if saved_rewrite is not _rewrite_test:  # an outer session (pytester) may have put it in
+        _ORIGINAL_REWRITE.append(saved_rewrite)
+        rewrite._rewrite_test = _rewrite_test
+
+        def restore() -> None:
+            rewrite._rewrite_test = saved_rewrite
+            _ORIGINAL_REWRITE.pop()
+
+        config.add_cleanup(restore)
     names = _dlq.helper_module_names(config.rootpath)
     if names:
         pytest.register_assert_rewrite(*names)
 
 
+#: Whether the pass hook goes only to modules holding a DLQ-count assert (stashed per session).
+PER_MODULE_KEY = pytest.StashKey[bool]()
+_ORIGINAL_REWRITE: list[Any] = []
+
+
+def _rewrite_test(fn: Path, config: pytest.Config) -> Any:
+    """pytest's ``_rewrite_test``, with the pass hook on only where the session wants it."""
+    original = _ORIGINAL_REWRITE[-1]
+    if config is None or not config.stash.get(PER_MODULE_KEY, False):
+        return original(fn, config)
+    config._inicache["enable_assertion_pass_hook"] = _dlq.holds_dlq_assert(str(fn))
+    try:
+        return original(fn, config)
+    finally:
+        config._inicache["enable_assertion_pass_hook"] = True
+
+
+def _pass_hook_setting(config: pytest.Config) -> object:
+    """The project's own ``enable_assertion_pass_hook`` value (ini file or ``-o``), or None."""
+    value = getattr(config, "_inicfg", {}).get("enable_assertion_pass_hook")
+    return getattr(value, "value", value)
+
+
 def _pass_hook_refused(config: pytest.Config) -> bool:
     """Whether the project set ``enable_assertion_pass_hook = false`` (ini file or ``-o``)."""
-    value = getattr(config, "_inicfg", {}).get("enable_assertion_pass_hook")
-    raw = getattr(value, "value", value)
+    raw = _pass_hook_setting(config)
     if raw is None:
         return False
     if isinstance(raw, bool):
@@ -82,7 +120,11 @@ def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     if config.stash.get(PASS_HOOK_REFUSED_KEY, False) and resolved.dlq_assertions != "off":
         raise pytest.UsageError(PASS_HOOK_MESSAGE.format(mode=resolved.dlq_assertions))
     config.pluginmanager.register(sys.modules[__name__], "pipeline-dlq-fixtures")
-    config.pluginmanager.register(DlqHooks(config, resolved), "pipeline-dlq")
+    hooks = DlqHooks(config, resolved)
+    config.pluginmanager.register(hooks, "pipeline-dlq")
+    channel = channel_of(config)
+    channel.on_report(hooks.send)
+    channel.on_receive("dlq", hooks.receive)
 
 
 class DlqHooks:
@@ -91,15 +133,17 @@ class DlqHooks:
     def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
         self.config = config
         self.resolved = resolved
+        self.root = str(config.rootpath)
         self.summary = _dlq.DlqSummary()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         tracker = item.stash[TRACKER_KEY] = _dlq.begin(item.nodeid)
+        tracker.integration = item.get_closest_marker("integration") is not None
+        tracker.exempt = item.get_closest_marker("no_dlq") is not None
         impls = item.ihook.pytest_assertion_pass.get_hookimpls()
         if all(impl.plugin is self for impl in impls):  # else other plugins need every event
-            root = str(self.config.rootpath)
-            _dlq.install_gate(tracker, root, listening=self._rule_applies(item))
+            _dlq.install_gate(tracker, self.root, listening=self._rule_applies(tracker))
 
     def pytest_assertion_pass(self, item: pytest.Item, orig: str, expl: str) -> None:
         """A rewritten assert passed: it is the DLQ assertion if it checked a DLQ count."""
@@ -110,17 +154,13 @@ class DlqHooks:
             tracker.record("plain assert")
             _dlq.retire_gate(tracker)
 
-    def _rule_applies(self, item: pytest.Item) -> bool:
-        return (
-            self.resolved.dlq_assertions != "off"
-            and item.get_closest_marker("integration") is not None
-            and item.get_closest_marker("no_dlq") is None
-        )
+    def _rule_applies(self, tracker: _dlq.DlqTracker) -> bool:
+        return self.resolved.dlq_assertions != "off" and tracker.integration and not tracker.exempt
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         tracker = item.stash.get(TRACKER_KEY, None)
-        if tracker is None or not self._rule_applies(item):
+        if tracker is None or not self._rule_applies(tracker):
             return (yield)
         result = yield  # a failing test raises here and the rule has nothing to add
         if not tracker.asserted:
@@ -150,29 +190,26 @@ class DlqHooks:
         finally:
             _dlq.end()
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Report channel sender: an integration test's DLQ outcome, once it is decided."""
+        tracker = item.stash.get(TRACKER_KEY, None)
+        if tracker is None or not tracker.integration:
+            return
         deferred = item.stash.get(DLQ_DEFERRED_KEY, None)
-        decided_at = "teardown" if deferred else "call"
-        if report.when == decided_at and item.get_closest_marker("integration") is not None:
-            tracker = item.stash.get(TRACKER_KEY, None)
-            # A plain attribute survives pytest-xdist's report serialisation to the controller.
-            report.pipeline_dlq = _dlq.classify(  # type: ignore[attr-defined]
-                exempt=item.get_closest_marker("no_dlq") is not None,
-                asserted=bool(tracker and tracker.asserted),
-                violated=bool(tracker and tracker.violated),
+        if report.when == ("teardown" if deferred else "call"):
+            outcome = _dlq.classify(
+                exempt=tracker.exempt,
+                asserted=tracker.asserted,
+                violated=tracker.violated,
                 # Deferred: the call passed; a teardown error of its own is the test's failure.
                 outcome="failed" if report.failed else (deferred or report.outcome),
             )
-        return report
+            if outcome is not None:
+                send(report, "dlq", outcome)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        outcome = getattr(report, "pipeline_dlq", None)
-        if outcome is not None and report.when in ("call", "teardown"):
-            self.summary.add(outcome)
+    def receive(self, report: pytest.TestReport, outcome: str) -> None:
+        """Report channel receiver: count the outcome in the run's DLQ summary."""
+        self.summary.add(outcome)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run_report(self.config).set("dlq", self.summary.as_dict())

@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pytest_pipeline.records.tables import column_order, is_record_list, is_tabular, to_records
+from pytest_pipeline.records.values import normalize_value as _norm
+
 __all__ = [
     "Diff",
     "compare",
     "diff_records",
     "diff_values",
-    "is_tabular",
     "mismatch_message",
-    "normalize_value",
     "order_for_write",
-    "prepare_frame",
-    "to_records",
     "values_equal",
 ]
 
@@ -87,7 +85,6 @@ _FALSE_STRINGS = frozenset({"false", "False", "FALSE", "0"})
 _FAST_TYPES = frozenset(
     {str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.time, Decimal}
 )
-_PLAIN_TYPES = _FAST_TYPES | {dict, list, tuple}
 
 
 class _Missing:
@@ -177,33 +174,6 @@ class Diff:
 
 
 # --------------------------------------------------------------------------- normalisation
-
-
-def _norm(value: Any) -> Any:
-    """Turn numpy / pandas scalars into the plain Python values the fixture readers produce."""
-    kind = type(value)
-    if kind in _PLAIN_TYPES:
-        return value
-    module = kind.__module__
-    if module == "numpy":
-        if kind.__name__ == "datetime64":
-            # .item() of a nanosecond datetime64 is an int; microseconds give a datetime.
-            return value.astype("datetime64[us]").item()
-        if kind.__name__ == "timedelta64":
-            return value.astype("timedelta64[us]").item()
-        if hasattr(value, "tolist"):  # numpy scalars and arrays
-            return value.tolist()
-    if kind.__name__ in ("NAType", "NaTType"):
-        return None
-    return value
-
-
-def normalize_value(value: Any) -> Any:
-    """A numpy / pandas scalar as the plain Python value a fixture reader would produce.
-
-    pandas ``NA`` and ``NaT`` become ``None``; anything else is returned unchanged.
-    """
-    return _norm(value)
 
 
 def _is_missing(value: Any) -> bool:
@@ -417,18 +387,8 @@ def _same_row(actual: Mapping[Any, Any], expected: Mapping[Any, Any]) -> bool:
     return list(map(type, actual.values())) == list(map(type, expected.values()))
 
 
-def _is_records(value: Any) -> bool:
-    return isinstance(value, list | tuple) and all(
-        type(row) is dict or isinstance(row, Mapping) for row in value
-    )
-
-
 def _all_keys(rows: Sequence[Mapping[Any, Any]]) -> set[Any]:
-    # Rows mostly share one shape: collect the distinct shapes first (C speed), then union.
-    keys: set[Any] = set()
-    for shape in set(map(tuple, rows)):
-        keys.update(shape)
-    return keys
+    return set(column_order(rows))
 
 
 def _key_list(keys: set[Any]) -> str:
@@ -849,7 +809,7 @@ def compare(
         actual = to_records(actual)
     if is_tabular(expected):
         expected = to_records(expected)
-    if _is_records(actual) and _is_records(expected):
+    if is_record_list(actual) and is_record_list(expected):
         return _compare_rows(actual, expected, options)
     if keys or ignore_order or options.ignore or options.tols.columns:
         raise ValueError(
@@ -890,7 +850,7 @@ def order_for_write(
     if names:
         _index_by_key(records, names, "actual", False)
     elif ignore_order:
-        names = tuple(dict.fromkeys(k for row in records for k in row))
+        names = tuple(column_order(records))
     else:
         return list(range(len(records)))
 
@@ -942,77 +902,3 @@ def mismatch_message(name: str, diff: Diff) -> str:
     else:
         head = f"actual does not match fixture {name}:"
     return "\n".join([head, *(f"  {line}" for line in diff.lines)])
-
-
-# --------------------------------------------------------------------------- tabular input
-
-
-def _is_dataframe(value: Any) -> bool:
-    pandas = sys.modules.get("pandas")  # not imported: cannot be a DataFrame
-    return pandas is not None and isinstance(value, pandas.DataFrame)
-
-
-def _is_arrow(value: Any) -> bool:
-    pyarrow = sys.modules.get("pyarrow")
-    return pyarrow is not None and isinstance(value, pyarrow.Table | pyarrow.RecordBatch)
-
-
-def is_tabular(value: Any) -> bool:
-    """Whether ``value`` is a pandas DataFrame or a pyarrow Table / RecordBatch."""
-    return _is_dataframe(value) or _is_arrow(value)
-
-
-def to_records(data: Any) -> list[dict[str, Any]]:
-    """Records (a list of dicts with plain Python values) from a DataFrame, Table or records.
-
-    A DataFrame's named index levels become columns (``groupby(...).sum()`` results keep their
-    keys); an unnamed index (a RangeIndex, or what is left after filtering) is dropped.
-    """
-    if isinstance(data, list):
-        return data
-    if isinstance(data, tuple):
-        return list(data)
-    if _is_arrow(data):
-        records: list[dict[str, Any]] = data.to_pylist()
-        return records
-    if _is_dataframe(data):
-        return _dataframe_records(data)
-    raise TypeError(
-        f"expected records (a list of dicts), a pandas DataFrame or a pyarrow Table, "
-        f"got {type(data).__name__}"
-    )
-
-
-def prepare_frame(frame: Any) -> Any:
-    """The DataFrame as compared and written: named index levels become columns.
-
-    Raises ``ValueError`` for duplicate column names, or an index level named like a column.
-    """
-    columns = [str(c) for c in frame.columns]
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicated:
-        raise ValueError(f"the DataFrame has duplicate column names: {duplicated}")
-    named = [n for n in frame.index.names if n is not None]
-    if not named:
-        return frame
-    clash = [n for n in named if str(n) in columns]
-    if clash:
-        raise ValueError(
-            f"the DataFrame's index level(s) {clash} have the same name as a column; "
-            "rename one or reset the index before comparing"
-        )
-    return frame.reset_index(level=named)
-
-
-def _dataframe_records(frame: Any) -> list[dict[str, Any]]:
-    from pytest_pipeline._optional import require
-
-    frame = prepare_frame(frame)
-    pyarrow = require("pyarrow", None, "Comparing a DataFrame with a fixture")
-    try:
-        table = pyarrow.Table.from_pandas(frame, preserve_index=False)
-    except (pyarrow.ArrowException, TypeError, ValueError, OverflowError):
-        # Object columns of mixed types have no Arrow type; pandas' own conversion still works.
-        return [{str(k): _norm(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    records: list[dict[str, Any]] = table.to_pylist()
-    return records

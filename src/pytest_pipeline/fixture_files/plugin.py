@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.report.channel import channel_of, send
 
 if TYPE_CHECKING:
     import pandas
@@ -84,7 +85,11 @@ def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     """Register the fixture-file fixtures; in update mode, also the list of files written."""
     config.pluginmanager.register(sys.modules[__name__], "pipeline-fixtures")
     if resolved.update_fixtures:  # only update mode writes files: no per-test hooks otherwise
-        config.pluginmanager.register(UpdateHooks(config, resolved), "pipeline-fixture-updates")
+        hooks = UpdateHooks(config, resolved)
+        config.pluginmanager.register(hooks, "pipeline-fixture-updates")
+        channel = channel_of(config)
+        channel.on_report(hooks.send)
+        channel.on_receive("fixture_files", hooks.receive)
 
 
 class UpdateHooks:
@@ -96,22 +101,19 @@ class UpdateHooks:
         self.updated: list[str] = []
         self._reported = 0
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Report channel sender: the files written since the last report."""
         store = self.config.stash.get(STORE_KEY, None)
         if store is not None and len(store.updated) > self._reported:
-            # Plain attribute: reaches the xdist controller, which prints the summary.
-            report.pipeline_updated = [  # type: ignore[attr-defined]
+            paths = [
                 os.path.relpath(path, self.rootdir) for path in store.updated[self._reported :]
             ]
             self._reported = len(store.updated)
-        return report
+            send(report, "fixture_files", paths)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.updated.extend(getattr(report, "pipeline_updated", ()))
+    def receive(self, report: pytest.TestReport, paths: list[str]) -> None:
+        """Report channel receiver: remember the files for the summary."""
+        self.updated.extend(paths)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.updated:

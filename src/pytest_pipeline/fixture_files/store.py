@@ -3,7 +3,9 @@
 Supported formats, chosen by suffix: ``.json`` (any JSON value; records are a list of objects),
 ``.jsonl`` / ``.ndjson`` (one object per line; blank lines are skipped), ``.csv`` (a header line,
 types inferred by pyarrow's CSV reader; an unquoted empty cell or ``NA``/``null``/... is null,
-a quoted ``""`` is the empty string), ``.parquet``, and ``.gz`` of the text formats.
+a quoted ``""`` is the empty string), ``.parquet``, and ``.gz`` of the text formats. They are
+read and written by :mod:`pytest_pipeline.records.codec`, as S3 objects are; this module adds
+the files' safe access, the size guard, caching and comparing.
 
 Each file is parsed once per :class:`FixtureStore` (the plugin keeps one per session); a file
 rewritten on disk is parsed again. Every call hands out a fresh copy the test may mutate.
@@ -13,37 +15,36 @@ pandas and pyarrow are imported only when a file that needs them is used.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import datetime as dt
 import difflib
 import functools
 import gzip
-import io
-import json
-import math
 import os
 import posixpath
 import secrets
 import stat
-import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pytest_pipeline._optional import require
-from pytest_pipeline.errors import FixtureFileError
+from pytest_pipeline._paths import resolve_inside
+from pytest_pipeline.errors import FixtureFileError, RecordsError
 from pytest_pipeline.fixture_files.compare import (
     Diff,
     compare,
-    is_tabular,
     mismatch_message,
-    normalize_value,
     order_for_write,
+)
+from pytest_pipeline.records import codec
+from pytest_pipeline.records.codec import SUPPORTED_SUFFIXES, Format
+from pytest_pipeline.records.tables import (
+    is_record_list,
+    is_tabular,
     prepare_frame,
+    records_table,
+    table_records,
     to_records,
 )
 
@@ -54,45 +55,17 @@ if TYPE_CHECKING:
 
 __all__ = ["SUPPORTED_SUFFIXES", "FixtureStore"]
 
-SUPPORTED_SUFFIXES = (
-    ".json",
-    ".jsonl",
-    ".ndjson",
-    ".csv",
-    ".parquet",
-    ".json.gz",
-    ".jsonl.gz",
-    ".ndjson.gz",
-    ".csv.gz",
-)
-"""Fixture file suffixes understood by :class:`FixtureStore` (matched case-insensitively)."""
-
-_KINDS = {
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-}
 _MAX_SCANNED_FILES = 10_000  # bound the walk for "did you mean" suggestions
-_MAX_EXCERPT = 80
 _UPDATE_HINT = "--pipeline-update-fixtures"
 _EXTRA = None  # pandas and pyarrow are core dependencies
 _MIB = 1024 * 1024
 DEFAULT_MAX_BYTES = 256 * _MIB
 """The size guard's default (``fixtures_max_mb = 256``), on decompressed bytes."""
-_PARQUET_BATCH_ROWS = 65_536
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _pyarrow() -> ModuleType:
     return require("pyarrow", _EXTRA, "Fixture files")
-
-
-@dataclass(frozen=True)
-class _Format:
-    kind: str  # json | jsonl | csv | parquet
-    gz: bool
 
 
 @dataclass(frozen=True)
@@ -126,16 +99,6 @@ def _reordered_table(actual: Any, drop: frozenset[str], order: list[int]) -> Any
     return frame.iloc[order].reset_index(drop=True)
 
 
-def _format_of(name: str) -> _Format | None:
-    lower = name.lower()
-    gz = lower.endswith(".gz")
-    base = lower[:-3] if gz else lower
-    for suffix, kind in _KINDS.items():
-        if base.endswith(suffix) and not (gz and kind == "parquet"):
-            return _Format(kind, gz)
-    return None
-
-
 def _strip_suffix(name: str) -> str:
     """``a/b.jsonl.gz`` -> ``a/b``: the part shared by the same fixture in another format."""
     stem = name[:-3] if name.lower().endswith(".gz") else name
@@ -164,7 +127,7 @@ class _Entry:
     def data(self) -> Any:
         """The parsed value, shared: callers must not mutate it."""
         if self._value is _UNSET:
-            self._value = _table_records(self._table)
+            self._value = table_records(self._table)
         return self._value
 
     def fresh(self) -> Any:
@@ -176,27 +139,11 @@ class _Entry:
 
     def table(self, display: str) -> Any:
         if self._table is None:
-            self._table = _records_table(self._value, display)
-        return self._table
-
-
-def _table_records(table: Any) -> list[dict[str, Any]]:
-    """Records from a Table, with plain ``datetime`` values where that loses nothing.
-
-    Nanosecond timestamps (what pyarrow infers for fractional seconds in a CSV, what pandas
-    writes to Parquet) would come out as pandas ``Timestamp`` objects; microseconds give
-    ``datetime``. The cast is a safe one, so real nanoseconds are kept.
-    """
-    pa = _pyarrow()
-    for index, column in enumerate(table.schema):
-        if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
             try:
-                micro = table.column(index).cast(pa.timestamp("us", column.type.tz))
-            except pa.ArrowInvalid:
-                continue
-            table = table.set_column(index, column.name, micro)
-    records: list[dict[str, Any]] = table.to_pylist()
-    return records
+                self._table = records_table(self._value, display)
+            except RecordsError as exc:
+                raise FixtureFileError(str(exc)) from None
+        return self._table
 
 
 def _copy_json(value: Any) -> Any:
@@ -210,91 +157,10 @@ def _copy_json(value: Any) -> Any:
     return value  # scalars are immutable
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
-
-
-def _column_order(records: list[Any]) -> list[Any]:
-    """Every key of the records, in the order keys first appear."""
-    columns: dict[Any, None] = {}
-    # Rows mostly share one shape: collect the distinct shapes at C speed, then merge them.
-    for shape in dict.fromkeys(map(tuple, records)):
-        columns.update(dict.fromkeys(shape))
-    return list(columns)
-
-
-def _records_table(value: Any, display: str, *, action: str = "read") -> Any:
-    """A pyarrow Table from a list of objects; the column order is the order keys appear in."""
-    pa = _pyarrow()
-    if not isinstance(value, list):
-        raise FixtureFileError(
-            f"{display} holds {_json_kind(value)}, not a list of records: a DataFrame or Table "
-            'needs a JSON array of objects, like [{"id": 1}, {"id": 2}]'
-        )
-    for index, row in enumerate(value):
-        if type(row) is not dict and not isinstance(row, Mapping):
-            raise FixtureFileError(
-                f"{display}: item {index} of the array is {_json_kind(row)}, not an object: "
-                "a DataFrame or Table needs every item to be an object (a record)"
-            )
-    columns = _column_order(value)
-    arrays = {}
-    for key in columns:
-        try:
-            arrays[str(key)] = pa.array([row.get(key) for row in value])
-        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            raise FixtureFileError(
-                f"cannot {action} {display} as a table: column {key!r} has no single Arrow "
-                f"type ({exc}); are there mixed types in that column?"
-            ) from None
-    return pa.table(arrays)
-
-
 # --------------------------------------------------------------------------- parsing
 
 
-def _excerpt(line: str, column: int) -> str:
-    """The line and a caret under ``column`` (1-based), trimmed around it."""
-    line = line.replace("\t", " ").rstrip("\r\n")
-    start = max(0, min(column - 1 - _MAX_EXCERPT // 2, len(line) - _MAX_EXCERPT))
-    snippet = line[start : start + _MAX_EXCERPT]
-    caret = " " * max(0, column - 1 - start) + "^"
-    return f"\n    {snippet}\n    {caret}"
-
-
-def _decode(data: bytes, display: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise FixtureFileError(
-            f"{display}:{line}:{column}: not valid UTF-8 ({exc.reason}); "
-            "fixture files must be UTF-8 encoded"
-        ) from None
-
-
-def _too_large(display: str, limit: int, size: int | None, how: str = "") -> FixtureFileError:
-    shown = f": {size / _MIB:.1f} MB" if size is not None else ""
-    return FixtureFileError(
-        f"{display} is larger than fixtures_max_mb ({limit / _MIB:g} MB){how}{shown}; "
-        "a fixture file this large is refused so that a huge or gzip-bomb file cannot exhaust "
-        "memory: raise fixtures_max_mb under [tool.pytest-pipeline] in pyproject.toml (or "
-        "PYTEST_PIPELINE_FIXTURES_MAX_MB) if the file is meant to be this large"
-    )
-
-
-def _read_bytes(path: Path, fmt: _Format, display: str, limit: int) -> bytes:
+def _read_bytes(path: Path, fmt: Format, display: str, limit: int) -> bytes:
     """The file's bytes (decompressed for ``.gz``), never more than ``limit`` of them.
 
     ``path`` is resolved and checked to be inside the fixtures directory; ``O_NOFOLLOW`` keeps
@@ -310,7 +176,7 @@ def _read_bytes(path: Path, fmt: _Format, display: str, limit: int) -> bytes:
             size = os.fstat(fd).st_size
             if not fmt.gz:
                 if size > limit:
-                    raise _too_large(display, limit, size)
+                    raise FixtureFileError(codec.too_large(display, limit, size))
                 data = handle.read(limit + 1)  # + 1: a file that grew since is caught too
             else:
                 with gzip.GzipFile(fileobj=handle, mode="rb") as inflating:
@@ -320,7 +186,8 @@ def _read_bytes(path: Path, fmt: _Format, display: str, limit: int) -> bytes:
         except OSError as exc:
             raise FixtureFileError(f"cannot read {display}: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise _too_large(display, limit, None, " when decompressed" if fmt.gz else "")
+        how = " when decompressed" if fmt.gz else ""
+        raise FixtureFileError(codec.too_large(display, limit, None, how))
     return data
 
 
@@ -334,251 +201,30 @@ def _flat_records(value: Any, text: str, outer_brackets: int) -> bool:
     return all(type(v) not in (dict, list) for row in value for v in row.values())
 
 
-def _parse_json(text: str, display: str) -> _Entry:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        line = text.split("\n")[exc.lineno - 1] if text.strip() else ""
-        raise FixtureFileError(
-            f"{display}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
-            + (_excerpt(line, exc.colno) if line else " (the file is empty)")
-        ) from None
-    except RecursionError:
-        raise FixtureFileError(f"{display}: invalid JSON: nested too deeply") from None
-    return _Entry("json", value=value, flat=_flat_records(value, text, 1))
-
-
-def _parse_jsonl(text: str, display: str) -> _Entry:
-    decoder = json.JSONDecoder()
-    records: list[Any] = []
-    for lineno, line in enumerate(text.split("\n"), 1):
-        stripped = line.strip(" \t\r")
-        if not stripped:
-            continue
-        indent = len(line) - len(line.lstrip(" \t\r"))
-        try:
-            obj, end = decoder.raw_decode(stripped)
-        except json.JSONDecodeError as exc:
-            raise FixtureFileError(
-                f"{display}:{lineno}:{indent + exc.colno}: invalid JSON on line {lineno}: "
-                f"{exc.msg}" + _excerpt(line, indent + exc.colno)
-            ) from None
-        except RecursionError:
-            raise FixtureFileError(
-                f"{display}:{lineno}: invalid JSON on line {lineno}: nested too deeply"
-            ) from None
-        if end != len(stripped):
-            rest = stripped[end:]
-            column = indent + end + len(rest) - len(rest.lstrip(" \t")) + 1  # the extra data
-            raise FixtureFileError(
-                f"{display}:{lineno}:{column}: extra data after the JSON object on line {lineno} "
-                "(one object per line in JSON Lines)" + _excerpt(line, column)
-            )
-        if type(obj) is not dict:
-            raise FixtureFileError(
-                f"{display}:{lineno}: line {lineno} holds {_json_kind(obj)}, not a JSON object "
-                "(JSON Lines fixtures hold one record object per line)"
-            )
-        records.append(obj)
-    return _Entry("jsonl", value=records, flat=_flat_records(records, text, 0))
-
-
-def _locate_csv_problem(text: str, display: str) -> str | None:
-    """Find the first ragged row or bad quoting with the stdlib reader, which counts lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    width: int | None = None
-    header_line = 0
-    end = 0
-    try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row:
-                continue  # blank line: pyarrow skips these too
-            if width is None:
-                width, header_line = len(row), start
-                continue
-            if len(row) != width:
-                shown = ",".join(row)
-                if len(shown) > _MAX_EXCERPT:
-                    shown = shown[: _MAX_EXCERPT - 3] + "..."
-                return (
-                    f"{display}:{start}: row has {len(row)} fields but the header "
-                    f"(line {header_line}) has {width}: {shown}"
-                )
-    except csv.Error as exc:
-        start = end + 1
-        if "end of data" in str(exc) or "EOF" in str(exc):
-            return (
-                f"{display}:{start}: unterminated quoted field: the quote opened on line {start} "
-                "is never closed"
-            )
-        return f"{display}:{reader.line_num}: malformed CSV: {exc}"
-    return None
-
-
-def _raw_csv_options(pcsv: ModuleType, pa: ModuleType, text: str) -> Any:
-    """Every column as text, exactly as written: no type inference, no nulls (empty is "")."""
-    header = next((row for row in csv.reader(io.StringIO(text, newline="")) if row), [])
-    return pcsv.ConvertOptions(
-        column_types={name: pa.string() for name in header}, strings_can_be_null=False
-    )
-
-
-def _parse_csv(data: bytes, display: str, raw: bool = False) -> _Entry:
-    pa = _pyarrow()
-    pcsv = require("pyarrow.csv", _EXTRA, "CSV fixture files")
-    text = _decode(data, display)
-    if not text.strip():
-        return _Entry("csv", table=pa.table({}), flat=True)  # no header, no rows
-    options = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
-    if raw:
-        with contextlib.suppress(csv.Error):  # malformed: the reader below names the line
-            options = _raw_csv_options(pcsv, pa, text)
-    try:
-        table = pcsv.read_csv(pa.BufferReader(data), convert_options=options)
-    except pa.ArrowException as exc:
-        located = _locate_csv_problem(text, display)
-        reason = str(exc).removeprefix("CSV parse error: ")
-        raise FixtureFileError(located or f"{display}: cannot parse CSV: {reason}") from None
-    # pyarrow accepts an unclosed quote (it swallows the rest of the file into one cell);
-    # balanced quotes come in pairs, so an odd count is worth a closer look.
-    if data.count(b'"') % 2:
-        located = _locate_csv_problem(text, display)
-        if located:
-            raise FixtureFileError(located)
-    names = table.column_names
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise FixtureFileError(
-            f"{display}:1: duplicate column name(s) in the header: {', '.join(duplicated)}"
-        )
-    return _Entry("csv", table=table, flat=True)  # CSV cells are never nested
-
-
-def _parse_parquet(data: bytes, display: str, limit: int) -> _Entry:
-    pa = _pyarrow()
-    pq = require("pyarrow.parquet", _EXTRA, "Parquet fixture files")
-    # Read in batches, counting decoded bytes: repeated values take little room on disk (and
-    # in the footer's sizes) but their full size in memory, so only reading tells the size.
-    batches = []
-    inflated = 0
-    try:
-        reader = pq.ParquetFile(pa.BufferReader(data))
-        for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
-            inflated += batch.nbytes
-            if inflated > limit:
-                break
-            batches.append(batch)
-        table = pa.Table.from_batches(batches, schema=reader.schema_arrow)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        reason = str(exc).removeprefix("Could not open Parquet input source '<Buffer>': ")
-        raise FixtureFileError(f"{display} is not a readable Parquet file: {reason}") from None
-    if inflated > limit:
-        raise _too_large(display, limit, None, " when decoded")
-    flat = not any(pa.types.is_nested(f.type) for f in table.schema)
-    return _Entry("parquet", table=table, flat=flat)
-
-
-def _parse(path: Path, fmt: _Format, display: str, limit: int, raw: bool = False) -> _Entry:
+def _parse(path: Path, fmt: Format, display: str, limit: int, raw: bool = False) -> _Entry:
     """Read and parse one fixture file (called once per file version per store).
 
     ``raw`` reads a CSV file's cells as text, without type inference.
     """
     data = _read_bytes(path, fmt, display, limit)
-    if fmt.kind == "parquet":
-        return _parse_parquet(data, display, limit)
-    if fmt.kind == "csv":
-        return _parse_csv(data, display, raw)
-    text = _decode(data, display)
-    if fmt.kind == "json":
-        return _parse_json(text, display)
-    return _parse_jsonl(text, display)
+    try:
+        if fmt.kind == "parquet":
+            table = codec.read_parquet(data, display, limit)
+            flat = not any(_pyarrow().types.is_nested(f.type) for f in table.schema)
+            return _Entry("parquet", table=table, flat=flat)
+        if fmt.kind == "csv":  # CSV cells are never nested
+            return _Entry("csv", table=codec.read_csv(data, display, raw=raw), flat=True)
+        text = codec.decode_text(data, display)
+        if fmt.kind == "json":
+            value = codec.parse_json(text, display)
+            return _Entry("json", value=value, flat=_flat_records(value, text, 1))
+        records = codec.parse_jsonl(text, display)
+        return _Entry("jsonl", value=records, flat=_flat_records(records, text, 0))
+    except RecordsError as exc:
+        raise FixtureFileError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """A value json.dumps can write: NaN becomes null, dates become ISO strings."""
-    value = normalize_value(value)
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, Mapping):
-        return {
-            (k if isinstance(k, str) else str(k)): _jsonable(v, f"{where}.{k}")
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        if value.is_nan():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise FixtureFileError(
-        f"cannot write {where} to JSON: {type(value).__name__} value {value!r} has no JSON "
-        "form; convert it (e.g. to str) first"
-    )
-
-
-def _csv_cell(value: Any, row: int, column: Any) -> str:
-    value = normalize_value(value)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        # Strings are always quoted so that "" and a null stay distinct.
-        return '"' + value.replace('"', '""') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    if isinstance(value, Decimal):
-        return "" if value.is_nan() else str(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Mapping | list | tuple | bytes | bytearray):
-        raise FixtureFileError(
-            f"cannot write row {row}, column {column!r} to CSV: a {type(value).__name__} "
-            "value has no CSV form; use a .json, .jsonl or .parquet fixture for nested data"
-        )
-    return '"' + str(value).replace('"', '""') + '"'
-
-
-def _csv_bytes(records: list[dict[str, Any]]) -> bytes:
-    columns = _column_order(records)
-    lines = [",".join('"' + str(c).replace('"', '""') + '"' for c in columns)] if columns else []
-    for index, row in enumerate(records):
-        lines.append(",".join(_csv_cell(row.get(c), index, c) for c in columns))
-    return "".join(line + "\n" for line in lines).encode("utf-8")
-
-
-def _parquet_bytes(actual: Any, records: list[dict[str, Any]], display: str) -> bytes:
-    pa = _pyarrow()
-    pq = require("pyarrow.parquet", _EXTRA, "Parquet fixture files")
-    table = None
-    if isinstance(actual, pa.Table):
-        table = actual
-    elif isinstance(actual, pa.RecordBatch):
-        table = pa.Table.from_batches([actual])
-    elif is_tabular(actual):  # a DataFrame: keep its dtypes (timestamps, categoricals)
-        try:
-            table = pa.Table.from_pandas(prepare_frame(actual), preserve_index=False)
-        except (pa.ArrowException, TypeError, ValueError, OverflowError):
-            table = None  # mixed object columns: fall back to the records' own types
-    if table is None:
-        plain = [{k: normalize_value(v) for k, v in row.items()} for row in records]
-        table = _records_table(plain, display, action="write actual to")
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -705,7 +351,7 @@ class FixtureStore:
         try:
             table = entry.table(display)
         except FixtureFileError:
-            if entry.kind not in ("json", "jsonl") or not _is_record_list(entry.data()):
+            if entry.kind not in ("json", "jsonl") or not is_record_list(entry.data()):
                 raise
             # Records with mixed-type columns have no Arrow schema; pandas makes object columns.
             import pandas as pd
@@ -813,9 +459,9 @@ class FixtureStore:
             )
         return normal
 
-    def _format(self, relative: str) -> _Format:
+    def _format(self, relative: str) -> Format:
         __tracebackhide__ = True
-        fmt = _format_of(relative)
+        fmt = codec.format_of(relative)
         if fmt is None:
             path = self.fixtures_dir / relative
             if path.is_dir():
@@ -832,13 +478,13 @@ class FixtureStore:
         """The resolved path of ``relative``; an error when a link leads out of the directory."""
         __tracebackhide__ = True
         try:
-            path = (self.fixtures_dir / relative).resolve()
+            path, escape = resolve_inside(self.fixtures_dir, relative)
         except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
             reason = getattr(exc, "strerror", None) or exc
             raise FixtureFileError(
                 f"cannot resolve fixture file {relative!r} in {self._dir_display()}: {reason}"
             ) from None
-        if not path.is_relative_to(self.fixtures_dir):
+        if escape is not None:
             raise FixtureFileError(
                 f"fixture file {relative!r} leads outside the fixtures directory "
                 f"{self._dir_display()}: a symbolic link on the way resolves it to {path}. "
@@ -898,7 +544,7 @@ class FixtureStore:
         return found
 
     def _entry(
-        self, relative: str, fmt: _Format, raw: bool = False, *, creating: bool = False
+        self, relative: str, fmt: Format, raw: bool = False, *, creating: bool = False
     ) -> _Entry:
         __tracebackhide__ = True
         if raw and fmt.kind != "csv":
@@ -923,10 +569,10 @@ class FixtureStore:
         return entry
 
     def _compare(
-        self, actual: Any, entry: _Entry, fmt: _Format, relative: str, match: _Match
+        self, actual: Any, entry: _Entry, fmt: Format, relative: str, match: _Match
     ) -> Diff:
         __tracebackhide__ = True
-        if not is_tabular(actual) and fmt.kind != "json" and not _is_record_list(actual):
+        if not is_tabular(actual) and fmt.kind != "json" and not is_record_list(actual):
             raise TypeError(
                 f"assert_matches_fixture: actual must be records (a list of dicts), a pandas "
                 f"DataFrame or a pyarrow Table to compare with {relative}; got "
@@ -949,7 +595,7 @@ class FixtureStore:
             raise ValueError(f"assert_matches_fixture(..., {relative!r}): {exc}") from None
 
     def _update(
-        self, actual: Any, relative: str, fmt: _Format, match: _Match, allow_empty: bool
+        self, actual: Any, relative: str, fmt: Format, match: _Match, allow_empty: bool
     ) -> None:
         __tracebackhide__ = True
         path = self._inside(relative)
@@ -974,29 +620,16 @@ class FixtureStore:
                 f"the expected result, say so: assert_matches_fixture(actual, {relative!r}, "
                 "allow_empty=True)"
             )
-        if fmt.kind == "json":
-            value = to_records(actual) if is_tabular(actual) else actual
-            text = json.dumps(_jsonable(value, "actual"), indent=2, ensure_ascii=False) + "\n"
-            data = text.encode("utf-8")
-        else:
-            if not (is_tabular(actual) or _is_record_list(actual)):
-                raise TypeError(
-                    f"assert_matches_fixture: actual must be records (a list of dicts), a "
-                    f"pandas DataFrame or a pyarrow Table to write {relative}; got "
-                    f"{type(actual).__name__}"
-                )
-            records = to_records(actual)
-            if fmt.kind == "jsonl":
-                data = "".join(
-                    json.dumps(_jsonable(row, f"row {i}"), ensure_ascii=False) + "\n"
-                    for i, row in enumerate(records)
-                ).encode("utf-8")
-            elif fmt.kind == "csv":
-                data = _csv_bytes(records)
-            else:
-                data = _parquet_bytes(actual, records, display)
-        if fmt.gz:
-            data = gzip.compress(data, mtime=0)  # mtime=0: same content, same bytes
+        if fmt.kind != "json" and not (is_tabular(actual) or is_record_list(actual)):
+            raise TypeError(
+                f"assert_matches_fixture: actual must be records (a list of dicts), a "
+                f"pandas DataFrame or a pyarrow Table to write {relative}; got "
+                f"{type(actual).__name__}"
+            )
+        try:
+            data = codec.encode(actual, fmt, display, indent=2, action="write actual to")
+        except RecordsError as exc:
+            raise FixtureFileError(str(exc)) from None
         try:
             _write_atomically(path, data)
         except OSError as exc:
@@ -1013,7 +646,7 @@ class FixtureStore:
         __tracebackhide__ = True
         if not (match.key or match.ignore_order or match.ignore_columns):
             return actual
-        if not (is_tabular(actual) or _is_record_list(actual)):
+        if not (is_tabular(actual) or is_record_list(actual)):
             return actual  # not records: writing it fails with the usual message
         try:
             records = to_records(actual)
@@ -1034,12 +667,6 @@ def _is_empty(value: Any) -> bool:
         return True
     # len(), not truth: a DataFrame has no truth value; its len() is its row count.
     return isinstance(value, Sized) and not isinstance(value, bytes | bytearray) and len(value) == 0
-
-
-def _is_record_list(value: Any) -> bool:
-    return isinstance(value, list | tuple) and all(
-        type(row) is dict or isinstance(row, Mapping) for row in value
-    )
 
 
 def _suggest(relative: str, candidates: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pipeline.config import LAYERS
+from pytest_pipeline.constants import LAYERS
 
 PERFORMANCE_KWARGS = ("records", "max_seconds", "max_memory_mb", "min_records_per_second")
 

@@ -77,12 +77,12 @@ def resolve_limits(
     nodeid: str, marker_kwargs: Mapping[str, Any], resolved: PipelineConfig
 ) -> Limits:
     """The limits of test ``nodeid``: marker kwargs > first matching override > global budgets."""
-    override = next((o for o in resolved.overrides if _matches(nodeid, o.match)), None)
+    override = next((o for o in resolved.budgets.overrides if _matches(nodeid, o.match)), None)
     globals_: dict[str, Any] = {
         "records": None,
-        "max_seconds": resolved.max_seconds,
-        "max_memory_mb": resolved.max_memory_mb,
-        "min_records_per_second": resolved.min_records_per_second,
+        "max_seconds": resolved.budgets.max_seconds,
+        "max_memory_mb": resolved.budgets.max_memory_mb,
+        "min_records_per_second": resolved.budgets.min_records_per_second,
     }
     values: dict[str, Any] = {}
     sources: list[str] = []
@@ -97,7 +97,7 @@ def resolve_limits(
         if source not in sources and (values[key] is not None or source != "budgets"):
             sources.append(source)
         origins[key] = _origin_text(source, key, resolved)
-    scale = resolved.time_scale
+    scale = resolved.budgets.time_scale
     if values["max_seconds"] is not None:
         values["max_seconds"] = float(values["max_seconds"]) * scale
     if values["min_records_per_second"] is not None:

@@ -31,11 +31,11 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_pipeline import _safedir
-from pytest_pipeline.config import SERVICES, PipelineConfig
-from pytest_pipeline.errors import PipelineError, PipelineWarning
+from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.errors import CompareError, PipelineError, PipelineWarning
 from pytest_pipeline.performance import budgets as _budgets
+from pytest_pipeline.report.channel import channel_of, from_controller, send, worker_id
 from pytest_pipeline.report.collect import run_report
-from pytest_pipeline.services.plugin import services_of
 
 T = TypeVar("T")
 RESULTS_KEY = pytest.StashKey[list[_budgets.Result]]()
@@ -142,7 +142,12 @@ def budget(request: pytest.FixtureRequest) -> Budget:
 def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     """Register the ``budget`` fixture and the hooks that measure and check budgets."""
     config.pluginmanager.register(sys.modules[__name__], "pipeline-budget")
-    config.pluginmanager.register(PerfHooks(config, resolved), "pipeline-performance")
+    hooks = PerfHooks(config, resolved)
+    config.pluginmanager.register(hooks, "pipeline-performance")
+    channel = channel_of(config)
+    channel.on_report(hooks.send)
+    channel.on_receive("performance", hooks.receive)
+    channel.to_workers("performance", hooks.lock_for_worker)
 
 
 class PerfHooks:
@@ -155,16 +160,12 @@ class PerfHooks:
         # Detected once: -p no:benchmark or an uninstalled pytest-benchmark both mean "absent".
         self.has_benchmark = config.pluginmanager.hasplugin("benchmark")
         self.rows: list[dict[str, Any]] = []
-        self.services: set[str] = set()
-        workerinput = getattr(config, "workerinput", None)
-        self.is_worker = workerinput is not None
-        self._lock_path: str | None = (workerinput or {}).get("pipeline_perf_lock")
+        self.is_worker = worker_id(config) is not None
+        self._lock_path: str | None = from_controller(config, "performance")
         self._lock_dir: str | None = None
         self._lock_depth = 0
-        option = config.option
-        self.report_path: str | None = getattr(option, "pipeline_report", None)
-        self.compare_path: str | None = getattr(option, "pipeline_compare", None)
-        self.threshold = float(getattr(option, "pipeline_compare_threshold", None) or 0.10)
+        self.compare_path = resolved.compare
+        self.threshold = resolved.compare_threshold
         self.baseline: dict[str, Any] | None = None
         self._found: list[Any] | None = None  # regressions against the baseline (_regressions)
         if self.compare_path and not self.is_worker:
@@ -177,18 +178,17 @@ class PerfHooks:
             try:
                 self.baseline = _report.load_report(path)
                 regressions.check_same_hardware(path, self.baseline)
-            except _report.CompareError as error:
+            except CompareError as error:
                 raise pytest.UsageError(f"pytest-pipeline: {error}") from None
 
     # -- xdist ------------------------------------------------------------------------------
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        # Controller: one lock file shared by the workers serialises measured sections.
+    def lock_for_worker(self) -> str:
+        """Controller: one lock file shared by the workers serialises measured sections."""
         if self._lock_dir is None:
             # In our checked per-user temp directory, marked with this process: if it is
             # killed, a later run (any TMPDIR) removes it.
             self._lock_dir = str(_safedir.scratch_dir("perf"))
-        node.workerinput["pipeline_perf_lock"] = os.path.join(self._lock_dir, "measure.lock")
+        return os.path.join(self._lock_dir, "measure.lock")
 
     @contextlib.contextmanager
     def serial(self) -> Iterator[None]:
@@ -276,13 +276,10 @@ class PerfHooks:
             extra["records_per_second"] = result.records_per_second
 
     # -- report rows ------------------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Report channel sender: the call's measurement and budget, as one report row."""
         if report.when != "call":
-            return report
+            return
         results = item.stash.get(RESULTS_KEY, None)
         if results:
             result = results[-1]
@@ -293,21 +290,14 @@ class PerfHooks:
                 outcome=report.outcome,
                 limits=limits.as_dict(),
                 headroom_pct=_budgets.headroom(result, limits),
-                worker=getattr(self.config, "workerinput", {}).get("workerid", "main"),
+                worker=worker_id(self.config) or "main",
                 measurements=item.stash.get(COUNT_KEY, len(results)),
             )
-            # Plain attributes survive pytest-xdist's report serialisation to the controller.
-            report.pipeline_perf = row  # type: ignore[attr-defined]
-        used = services_of(item)
-        if used:
-            report.pipeline_services = used  # type: ignore[attr-defined]
-        return report
+            send(report, "performance", row)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        row = getattr(report, "pipeline_perf", None)
-        if row is not None and report.when == "call":
-            self.rows.append(row)
-        self.services.update(getattr(report, "pipeline_services", ()))
+    def receive(self, report: pytest.TestReport, row: dict[str, Any]) -> None:
+        """Report channel receiver: a row of the performance table and report."""
+        self.rows.append(row)
 
     # -- summary ----------------------------------------------------------------------------
     def _notes(self) -> list[str]:
@@ -327,29 +317,16 @@ class PerfHooks:
             )
         return notes
 
-    def _services(self) -> list[dict[str, Any]]:
-        from pytest_pipeline.services.plugin import MANAGER_KEY
-
-        manager = self.config.stash.get(MANAGER_KEY, None)
-        return [
-            {"name": name, "backend": manager.backend_for(name) if manager else None}
-            for name in SERVICES
-            if name in self.services
-        ]
-
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        # trylast: the other features have put their sections in the run report by now.
-        if self.is_worker:
-            return
-        if not (self.rows or self.baseline is not None or self.report_path):
-            run_report(self.config).add("performance", [])
+        report = run_report(self.config)
+        report.add("performance", self.rows)
+        if self.is_worker or not (self.rows or self.baseline is not None):
             return
         from pytest_pipeline.report import document as _report
 
         notes = self._notes()
-        report = run_report(self.config)
-        report.add("performance", self.rows)
+        report.notes.extend(notes)
         if self.rows:
             terminalreporter.section("pytest-pipeline performance")
             for line in _report.table(self.rows):
@@ -358,11 +335,6 @@ class PerfHooks:
                 terminalreporter.write_line(f"note: {note}")
         if self.baseline is not None:
             self._compare(terminalreporter, report.sections)
-        if self.report_path:
-            path = Path(self.report_path)
-            document = _report.build_report(report.sections, self._services(), notes)
-            _report.write_report(path, document)
-            terminalreporter.write_line(f"pytest-pipeline: report written to {path}")
 
     def _compare(self, terminalreporter: Any, sections: dict[str, Any]) -> None:
         assert self.baseline is not None

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_pipeline.report.document import (
-    CompareError,
-    hardware_class_differences,
-    hardware_fingerprint,
-)
+from pytest_pipeline.constants import DEFAULT_COMPARE_THRESHOLD
+from pytest_pipeline.errors import CompareError
+from pytest_pipeline.report.document import hardware_class_differences, hardware_fingerprint
 
-DEFAULT_THRESHOLD = 0.10
 _NOISE_FLOOR = {"seconds": 0.005, "records_per_second": 0.0, "peak_memory_mb": 1.0}
 
 
@@ -54,7 +51,7 @@ class Change:
 def compare(
     earlier_rows: Sequence[Mapping[str, Any]],
     rows: Sequence[Mapping[str, Any]],
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_COMPARE_THRESHOLD,
 ) -> list[Change]:
     """Regressions worse than ``threshold`` for tests present in both reports."""
     before = {row["nodeid"]: row for row in earlier_rows}

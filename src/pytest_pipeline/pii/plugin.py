@@ -18,6 +18,7 @@ import pytest
 
 from pytest_pipeline.config import PipelineConfig
 from pytest_pipeline.errors import PipelineWarning
+from pytest_pipeline.report.channel import worker_id
 
 if TYPE_CHECKING:
     from pytest_pipeline.pii.scanner import Hit
@@ -45,7 +46,7 @@ class PiiHooks:
         if self.resolved.fixtures_pii == "off" or not self.resolved.fixtures_dir.is_dir():
             return False
         # pytest-xdist: the controller scans, before any worker runs a test.
-        return getattr(self.config, "workerinput", None) is None
+        return worker_id(self.config) is None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection(self, session: pytest.Session) -> Generator[None, object, object]:

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_pipeline.errors import FixtureFileError
+from pytest_pipeline.errors import FixtureFileError, RecordsError
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -54,6 +54,12 @@ def _ff() -> ModuleType:
     from pytest_pipeline.fixture_files import store as fixture_files
 
     return fixture_files
+
+
+def _codec() -> ModuleType:
+    from pytest_pipeline.records import codec
+
+    return codec
 
 
 def _detectors() -> ModuleType:
@@ -189,7 +195,7 @@ def _scan_lines(text: str) -> Iterator[Hit]:
 
 
 def _scan_json(text: str, display: str) -> list[Hit]:
-    value = _ff()._parse_json(text, display).data()
+    value = _codec().parse_json(text, display)
     locator = _Locator(text)
     if isinstance(value, list):
         return [
@@ -199,7 +205,7 @@ def _scan_json(text: str, display: str) -> list[Hit]:
 
 
 def _scan_jsonl(text: str, display: str, wanted: set[int] | None) -> list[Hit]:
-    records = _ff()._parse_jsonl(text, display).data()
+    records = _codec().parse_jsonl(text, display)
     lines = [n for n, line in enumerate(text.split("\n"), 1) if line.strip(" \t\r")]
     locator = _Locator(text)
     hits: list[Hit] = []
@@ -235,7 +241,9 @@ def _scan_csv(text: str, wanted: set[int] | None) -> list[Hit]:
 
 
 def _scan_parquet(data: bytes, display: str, limit: int) -> list[Hit]:
-    records = _ff()._parse_parquet(data, display, limit).data()
+    from pytest_pipeline.records.tables import table_records
+
+    records = table_records(_codec().read_parquet(data, display, limit))
     return [hit for row, record in enumerate(records, 1) for hit in _scan_record(record, row, None)]
 
 
@@ -245,12 +253,12 @@ def scan_data(data: bytes, name: str, display: str, limit: int) -> list[Hit]:
     ``name`` gives the format by its suffix; ``display`` names the file in parse errors, which
     are not raised: a file that does not parse is searched line by line instead.
     """
-    fmt = _ff()._format_of(name)
+    fmt = _codec().format_of(name)
     if fmt is None:
         return []
     if fmt.kind == "parquet":
         return _scan_parquet(data, display, limit)
-    text = _ff()._decode(data, display)
+    text = _codec().decode_text(data, display)
     wanted = None
     if "\\" not in text:
         # Without escapes a value is its text: what the whole text does not hold, no value
@@ -268,7 +276,7 @@ def scan_data(data: bytes, name: str, display: str, limit: int) -> list[Hit]:
         if fmt.kind == "jsonl":
             return _scan_jsonl(text, display, wanted)
         return _scan_csv(text, wanted)
-    except (FixtureFileError, csv.Error):
+    except (RecordsError, csv.Error):
         return list(_scan_lines(text))
 
 
@@ -304,7 +312,7 @@ def _fixture_files(root: Path, names: dict[str, bool]) -> Iterator[tuple[str, st
                 relative = prefix + entry.name
                 known = names.get(relative)  # whether a name is a fixture's never changes
                 if known is None:
-                    known = names[relative] = _ff()._format_of(entry.name) is not None
+                    known = names[relative] = _codec().format_of(entry.name) is not None
                 if known:
                     yield relative, entry.path, info
         pending.extend(reversed(subfolders))
@@ -374,7 +382,7 @@ def scan_tree(
 
 
 def _read(path: str, display: str, limit: int) -> bytes:
-    fmt = _ff()._format_of(path)
+    fmt = _codec().format_of(path)
     assert fmt is not None  # only files with a known suffix are walked
     data: bytes = _ff()._read_bytes(Path(path), fmt, display, limit)
     return data
@@ -405,7 +413,7 @@ def _scan_content(
         if data is None:  # stat unchanged but no result under its hash: an edited cache
             data = _read(path, display, limit)
         hits = scan_data(data, path, display, limit)
-    except FixtureFileError as exc:  # not UTF-8, an unreadable Parquet file
+    except (FixtureFileError, RecordsError) as exc:  # not UTF-8, an unreadable Parquet file
         result.skipped.append(str(exc))
         return []
     return [{k: v for k, v in asdict(hit).items() if k != "file"} for hit in hits]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import sys
 import threading
@@ -29,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_pipeline._optional import require
-from pytest_pipeline.errors import PipelineError
+from pytest_pipeline.errors import QualityError, SuiteError
+from pytest_pipeline.records.values import REPORT_JSON, json_value
+from pytest_pipeline.records.values import plain_value as _plain
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -53,14 +54,6 @@ SAMPLE_SIZE = 5
 
 _FEATURE = "Great Expectations suites (the quality layer)"
 _MAX_KWARGS_TEXT = 70
-
-
-class QualityError(PipelineError):
-    """Data that cannot be validated (wrong type), or a suite argument of the wrong kind."""
-
-
-class SuiteError(QualityError):
-    """A suite that is missing, unreadable or malformed; the message names the file."""
 
 
 def great_expectations() -> ModuleType:
@@ -248,36 +241,6 @@ class SuiteLibrary:
 # --------------------------------------------------------------------------- results
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python values; NaN / NA as None; tuples element-wise."""
-    if isinstance(value, tuple):
-        return tuple(_plain(item) for item in value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        value = item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if type(value).__name__ in ("NAType", "NaTType"):
-        return None
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    """A value that JSON and pytest-xdist's report transport both carry."""
-    value = _plain(value)
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, tuple | list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    return str(value)
-
-
 def _show(value: Any) -> str:
     value = _plain(value)
     if value is None:
@@ -326,13 +289,14 @@ class FailedExpectation:
         return {
             "expectation": self.expectation,
             "columns": list(self.columns),
-            "kwargs": _jsonable(
-                {k: v for k, v in self.kwargs.items() if k not in ("batch_id", "result_format")}
+            "kwargs": json_value(
+                {k: v for k, v in self.kwargs.items() if k not in ("batch_id", "result_format")},
+                REPORT_JSON,
             ),
             "unexpected_count": self.unexpected_count,
-            "unexpected_percent": _jsonable(self.unexpected_percent),
-            "observed_value": _jsonable(self.observed_value),
-            "sample": _jsonable(self.sample),
+            "unexpected_percent": json_value(self.unexpected_percent, REPORT_JSON),
+            "observed_value": json_value(self.observed_value, REPORT_JSON),
+            "sample": json_value(self.sample, REPORT_JSON),
             "error": self.error,
         }
 

@@ -17,6 +17,10 @@ class RunReport:
     """Sections of the end-of-run report, e.g. ``performance``, ``quality``, ``dlq``."""
 
     sections: dict[str, Any] = field(default_factory=dict)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    """The services the run's tests used: name and backend."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader of the figures must know (e.g. measured under pytest-xdist)."""
 
     def add(self, name: str, rows: list[Any]) -> None:
         """Append ``rows`` to the list section ``name``."""

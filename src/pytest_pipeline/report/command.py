@@ -24,17 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pytest_pipeline.errors import PipelineError
+from pytest_pipeline.errors import TrendError
 from pytest_pipeline.report.document import HARDWARE_CLASS
 
 HELP = "plot records/s of each performance test over time from saved --pipeline-report files"
 DEFAULT_OUTPUT = "pipeline-trend.html"
 DEFAULT_TITLE = "Throughput of the performance tests (records/s)"
 FORMATS = {".html": "html", ".htm": "html", ".png": "png"}
-
-
-class TrendError(PipelineError):
-    """Report files that cannot be plotted; the message names the file and what to do."""
 
 
 @dataclass(frozen=True, eq=False)  # identity: one object per report file

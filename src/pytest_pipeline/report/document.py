@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pytest_pipeline.errors import CompareError
+
 REPORT_VERSION = 1
 LIBRARIES = (
     "pytest",
@@ -30,10 +32,6 @@ LIBRARIES = (
 )
 # Fingerprint keys that make up the hardware class: a difference in any refuses a comparison.
 HARDWARE_CLASS = ("cpu_model", "cpu_count", "memory_gib", "os", "machine")
-
-
-class CompareError(Exception):
-    """An earlier report that cannot be compared with this run (message says why)."""
 
 
 # --------------------------------------------------------------------------- fingerprint

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator
-from typing import Any
 
 import pytest
 
 from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.report.channel import channel_of
 from pytest_pipeline.seeding import seeds as _seeds
 
 SEED_KEY = pytest.StashKey[int]()
@@ -28,9 +27,14 @@ def pipeline_seeds(pipeline_config: PipelineConfig) -> _seeds.SessionSeeds:
 
 
 def register(config: pytest.Config, resolved: PipelineConfig) -> None:
-    """Register the seed fixtures and the hooks that seed each test."""
+    """Register the seed fixtures and the hook that seeds each test."""
     config.pluginmanager.register(sys.modules[__name__], "pipeline-seed-fixtures")
-    config.pluginmanager.register(SeedHooks(resolved), "pipeline-seeding")
+    hooks = SeedHooks(resolved)
+    config.pluginmanager.register(hooks, "pipeline-seeding")
+    channel = channel_of(config)
+    channel.on_report(hooks.send)
+    # pytest-xdist: with seed = "random" each worker would draw its own (config reads it).
+    channel.to_workers("seeding", lambda: hooks.base)
 
 
 class SeedHooks:
@@ -39,21 +43,13 @@ class SeedHooks:
     def __init__(self, resolved: PipelineConfig) -> None:
         self.base = resolved.seed
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        # pytest-xdist controller: with seed = "random" each worker would draw its own.
-        node.workerinput["pipeline_seed"] = self.base
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         seed = item.stash[SEED_KEY] = _seeds.derive_seed(self.base, item.nodeid)
         _seeds.seed_everything(seed)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Report channel sender: a failed test's report says its seed."""
         if report.failed and SEED_KEY in item.stash:
             report.sections.append(
                 (
@@ -62,4 +58,3 @@ class SeedHooks:
                     f"reproduce with --pipeline-seed {self.base}",
                 )
             )
-        return report

@@ -27,6 +27,10 @@ class PostgresEndpoint:
     query: str = ""
     # Seconds one of the plugin's own admin statements may take: services.startup_timeout.
     timeout: float = 60.0
+    #: A local server's private unix-socket directory ("" if none): only the server user can
+    #: enter it (0700) and logins there need no password, so the plugin's own connections
+    #: skip scram (see ``services/postgres.py``). :meth:`dsn` stays TCP with the password.
+    socket_dir: str = ""
 
     def __post_init__(self) -> None:
         # Also when read back from the shared state file (xdist workers): repr() masks it.

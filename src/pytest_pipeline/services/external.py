@@ -16,8 +16,7 @@ from pytest_pipeline.config import ServiceConfig
 from pytest_pipeline.errors import ConfigError, HostNotAllowedError, ServiceError
 
 # Masking lives in pytest_pipeline.masking (config.py needs it too); re-exported here.
-from pytest_pipeline.masking import mask_secrets as mask_secrets
-from pytest_pipeline.masking import mask_url as mask_url
+from pytest_pipeline.masking import mask_url
 from pytest_pipeline.services.endpoints import (
     Endpoint,
     KafkaEndpoint,

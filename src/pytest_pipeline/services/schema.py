@@ -30,7 +30,7 @@ from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_pipeline.errors import ConfigError, ServiceError
+from pytest_pipeline.errors import ConfigError, SchemaError
 
 if TYPE_CHECKING:
     from pytest_pipeline.config import PipelineConfig
@@ -44,10 +44,6 @@ _KEY = "services.postgres"
 _HOOK = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 # A statement shown in an error is cut after this many characters.
 _SHOWN = 400
-
-
-class SchemaError(ServiceError):
-    """The project's schema could not be applied to the template database."""
 
 
 @dataclass(frozen=True)
@@ -98,11 +94,11 @@ def from_config(resolved: PipelineConfig) -> Schema | None:
         return cached[1]
     schema = load(
         resolved.rootdir,
-        resolved.postgres_schema,
-        resolved.postgres_schema_hook,
-        resolved.postgres_schema_command,
-        resolved.postgres_schema_inputs,
-        resolved.startup_timeout,
+        resolved.services.postgres.schema,
+        resolved.services.postgres.schema_hook,
+        resolved.services.postgres.schema_command,
+        resolved.services.postgres.schema_inputs,
+        resolved.services.startup_timeout,
     )
     _loaded[id(resolved)] = (resolved, schema)
     return schema
@@ -363,10 +359,11 @@ def _first_code(body: str) -> int | None:
 
 
 def _run_files(files: tuple[SchemaFile, ...], endpoint: PostgresEndpoint, dbname: str) -> None:
-    from pytest_pipeline.services.postgres import _connect, _first_line, _psycopg
+    from pytest_pipeline.services import pg
+    from pytest_pipeline.services.postgres import connect
 
-    psycopg = _psycopg()
-    conn = _connect(endpoint, dbname)
+    psycopg = pg.psycopg()
+    conn = connect(endpoint, dbname)
     try:
         for item in files:
             for line, statement in split_statements(item.text):
@@ -382,7 +379,7 @@ def _run_files(files: tuple[SchemaFile, ...], endpoint: PostgresEndpoint, dbname
                     where = line + _line_of_position(statement, exc)
                     raise SchemaError(
                         f"the schema file {item.label} failed at line {where}: "
-                        f"{_first_line(exc, endpoint)}\nstatement (line {line}): "
+                        f"{pg.first_line(exc, endpoint)}\nstatement (line {line}): "
                         f"{_shorten(statement)}\nNo template was made; fix the file and run "
                         "again."
                     ) from None

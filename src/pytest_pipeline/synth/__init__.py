@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from pytest_pipeline.synth.spec import Plan, SynthError, SynthWarning, Unsupported
+from pytest_pipeline.errors import SynthError, SynthWarning
 
 if TYPE_CHECKING:
     import pandas
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
     from pytest_pipeline.quality.engine import SuiteLibrary
+    from pytest_pipeline.synth.spec import Plan, Unsupported
 
 __all__ = [
     "Plan",
@@ -125,6 +126,7 @@ def plan_with(source: Any, schema: pyarrow.Schema | None, library: SuiteLibrary 
     """:func:`plan`, with suite names looked up in ``library`` (the fixture's)."""
     __tracebackhide__ = True
     from pytest_pipeline.synth import spec
+    from pytest_pipeline.synth.spec import Plan
 
     if isinstance(source, Plan):
         return source
@@ -248,3 +250,17 @@ def batches(
     report_unsupported(planned, unsupported)
     lists: SearchStrategy[list[dict[str, Any]]] = batch_strategy(planned, min_size, max_size)
     return lists
+
+
+def __getattr__(name: str) -> Any:
+    # The planning module loads on first use, not with the plugin.
+    if name not in ("Plan", "Unsupported"):
+        raise AttributeError(f"module 'pytest_pipeline.synth' has no attribute {name!r}")
+    import importlib
+
+    # import_module, not `from ... import spec`: the package attribute may be a module that an
+    # in-process pytester run dropped from sys.modules.
+    spec = importlib.import_module("pytest_pipeline.synth.spec")
+    # Not cached here: pytester's in-process runs drop modules first imported inside them,
+    # and the next run must see the module it imports itself.
+    return getattr(spec, name)

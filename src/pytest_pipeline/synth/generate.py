@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_pipeline.synth.regex import RegexNotGeneratable, RegexSampler, _Chars, _Repeat
-from pytest_pipeline.synth.spec import ColumnSpec, Plan, SynthError, _allowed
+from pytest_pipeline.errors import RegexNotGeneratable, SynthError
+from pytest_pipeline.synth.regex import RegexSampler, _Chars, _Repeat
+from pytest_pipeline.synth.spec import ColumnSpec, Plan, _allowed
 
 MAX_ROUNDS = 60
 """Redraws of the rows that broke uniqueness or an exclusion before giving up."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_pipeline.synth.spec import Plan, SynthError
+from pytest_pipeline.errors import SynthError
+from pytest_pipeline.synth.spec import Plan
 
 
 def to_output(plan: Plan, columns: dict[str, list[Any]], n: int, output: str) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_pipeline.errors import RegexNotGeneratable
+
 UNBOUNDED_EXTRA = 8
 _MAX_ALPHABET = 4096
 _PRINTABLE = [chr(code) for code in range(32, 127)]
@@ -33,10 +35,6 @@ _EXACT_ANCHORS = {
     sre_c.AT_END,
     sre_c.AT_END_STRING,
 }
-
-
-class RegexNotGeneratable(ValueError):
-    """A construct of the pattern the sampler cannot produce strings for."""
 
 
 Rng = np.random.Generator

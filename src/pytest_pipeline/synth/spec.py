@@ -13,21 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pytest_pipeline.errors import PipelineError, PipelineWarning
+from pytest_pipeline.errors import SynthError
 
 #: Columns without a range: ints within +-2**31 (sums in tests do not overflow), floats +-1e6.
 INT_RANGE = (-(2**31), 2**31 - 1)
 FLOAT_RANGE = (-1e6, 1e6)
 DATETIME_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2039, 12, 31, tzinfo=UTC))
 DEFAULT_MAX_LENGTH = 12
-
-
-class SynthError(PipelineError):
-    """A suite or schema the generator cannot make data for; the message says which part."""
-
-
-class SynthWarning(PipelineWarning):
-    """Expectations of a suite that the generated data does not honour (listed, with why)."""
 
 
 @dataclass(frozen=True)

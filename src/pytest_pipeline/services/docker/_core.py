@@ -27,9 +27,9 @@ from typing import Any
 from pytest_pipeline._optional import require
 from pytest_pipeline.config import SERVICE_ENV, ServiceConfig
 from pytest_pipeline.errors import PipelineError, ServiceError
+from pytest_pipeline.services import process
 from pytest_pipeline.services.docker import _engine, _specs
 from pytest_pipeline.services.endpoints import Endpoint, endpoint_from_dict, endpoint_to_dict
-from pytest_pipeline.services.local import _proc
 
 LABEL_RUN = "pytest-pipeline.run"
 LABEL_OWNER = "pytest-pipeline.owner"
@@ -93,7 +93,7 @@ def _machine() -> str:
 
 def owner_label(root_pid: int) -> str:
     """``machine/pid/start-time`` of the run owner: identifies it across pid reuse."""
-    return f"{_machine()}/{root_pid}/{_proc.start_time(root_pid) or '?'}"
+    return f"{_machine()}/{root_pid}/{process.start_time(root_pid) or '?'}"
 
 
 # --------------------------------------------------------------------------- testcontainers
@@ -302,7 +302,7 @@ def _start(
     network = "host network" if host_network else "bridge network, ports on 127.0.0.1"
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         spec = _specs.build(
-            service, _proc.free_ports(_specs.PORTS_NEEDED[name]), host_network=host_network
+            service, process.free_ports(_specs.PORTS_NEEDED[name]), host_network=host_network
         )
         container = module.DockerContainer(spec.image, command=spec.command, env=spec.env)
         options: dict[str, Any] = {"labels": {**labels, LABEL_SERVICE: name}}
@@ -410,7 +410,7 @@ def reap_stale() -> list[str]:
         # Only where the owner's pid can be judged: this machine, and a known start time.
         if owner_machine != machine or "?" in owner_machine or not pid_text.isdigit():
             continue
-        if started == "?" or _proc.start_time(int(pid_text)) == started:
+        if started == "?" or process.start_time(int(pid_text)) == started:
             continue  # the owner still runs (or cannot be told apart from a new process)
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True, v=True)

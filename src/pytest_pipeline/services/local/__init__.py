@@ -8,7 +8,8 @@ probe a server.
 
 from __future__ import annotations
 
-from pytest_pipeline.services.local._common import Availability, ServerRecord
+from pytest_pipeline.services.backends import Availability
+from pytest_pipeline.services.local._common import ServerRecord
 from pytest_pipeline.services.local._core import (
     adopt,
     availability,
@@ -18,6 +19,8 @@ from pytest_pipeline.services.local._core import (
     start,
     stop,
 )
+from pytest_pipeline.services.local._postgres import use_schema
+from pytest_pipeline.services.local._proc import set_version_timeout
 
 __all__ = [
     "Availability",
@@ -27,6 +30,8 @@ __all__ = [
     "died",
     "reap_leftovers",
     "reap_stale",
+    "set_version_timeout",
     "start",
     "stop",
+    "use_schema",
 ]

@@ -13,25 +13,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_pipeline import _safedir
-from pytest_pipeline._safedir import OWNER_FILE as OWNER_FILE
-from pytest_pipeline._safedir import cache_root as cache_root
+from pytest_pipeline.services.backends import Availability as Availability
 from pytest_pipeline.services.endpoints import (
     Endpoint,
     endpoint_from_dict,
     endpoint_to_dict,
 )
 from pytest_pipeline.services.local import _proc
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether a local server for ``service`` can run here, and what would be used."""
-
-    service: str
-    ok: bool
-    how: str
-    why_not: str
-    hint: str
 
 
 @dataclass(frozen=True)

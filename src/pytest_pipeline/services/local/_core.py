@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_pipeline import _safedir
-from pytest_pipeline.errors import ServiceError
+from pytest_pipeline._safedir import OWNER_FILE
+from pytest_pipeline.errors import ServiceError, UnsafeDirectoryError
+from pytest_pipeline.services import process
 from pytest_pipeline.services.local import _kafka, _postgres, _proc, _s3
 from pytest_pipeline.services.local._common import (
-    OWNER_FILE,
     Availability,
     Found,
     LaunchPlan,
@@ -100,7 +101,7 @@ def start(service: str, run_dir: Path, *, root_pid: int, timeout: float) -> Serv
         raise ServiceError(
             f"cannot start a local {service} server: {found.why_not}\nhint: {found.hint}"
         )
-    root_start = _proc.start_time(root_pid)
+    root_start = process.start_time(root_pid)
     if root_start is None:
         raise ServiceError(
             f"root pid {root_pid} (the pytest process owning the run) is not running"
@@ -114,7 +115,7 @@ def start(service: str, run_dir: Path, *, root_pid: int, timeout: float) -> Serv
         watchdog: subprocess.Popen[bytes] | None = None
         try:
             launcher = factory(ws)
-            plan = launcher.plan(_proc.free_ports(launcher.ports_needed))
+            plan = launcher.plan(process.free_ports(launcher.ports_needed))
             watchdog, server_pid = _spawn(ws, plan, found.hint)
             _await_ready(ws, plan, server_pid, timeout, began, found.hint)
         except _PortTaken as exc:
@@ -155,7 +156,7 @@ def _spawn(ws: Workspace, plan: LaunchPlan, hint: str) -> tuple[subprocess.Popen
             "root_start": ws.root_start,
             # Started by an xdist worker: stopped if that worker dies before adopt().
             "starter_pid": os.getpid() if os.getpid() != ws.root_pid else None,
-            "starter_start": _proc.start_time(os.getpid()),
+            "starter_start": process.start_time(os.getpid()),
             "workdir": str(ws.workdir),
             "cleanup": [str(p) for p in ws.cleanup],
             "registry": str(ws.entry),
@@ -226,7 +227,7 @@ def _await_ready(
     log = ws.workdir / "server.log"
     pause = 0.005
     while True:
-        if not _proc.running(server_pid):
+        if not process.running(server_pid):
             _exited(ws, plan, began, hint)
         remaining = ws.remaining()
         if plan.probe(min(max(remaining, 0.05), 1.0)):
@@ -299,7 +300,7 @@ def _is_watchdog(pid: int, workdir: Path) -> bool:
     args = _proc.cmdline(pid)
     return (
         args is not None
-        and _proc.running(pid)
+        and process.running(pid)
         and any(a.endswith("_watchdog.py") for a in args)
         and str(workdir / "spec.json") in args
     )
@@ -383,7 +384,7 @@ def _remove_dead_run_dir(run_dir: Path, root_pid: int, user: Path) -> bool:
     the run marked it as its own (a ``root.json`` naming the root pid) and no server work
     directory is left in it."""
     owner = _safedir.read_json(run_dir / "root.json")
-    if owner is None or owner.get("root_pid") != root_pid or _proc.running(root_pid):
+    if owner is None or owner.get("root_pid") != root_pid or process.running(root_pid):
         return False
     with contextlib.suppress(OSError):
         if any(_WORKDIR_NAME.match(p.name) for p in run_dir.iterdir()):
@@ -392,7 +393,9 @@ def _remove_dead_run_dir(run_dir: Path, root_pid: int, user: Path) -> bool:
 
 
 def _server_running(record: ServerRecord) -> bool:
-    return _proc.running(record.server_pid) and _proc.has_marker(record.server_pid, record.workdir)
+    return process.running(record.server_pid) and _proc.has_marker(
+        record.server_pid, record.workdir
+    )
 
 
 def stop(record: ServerRecord, timeout: float = 10.0) -> None:
@@ -414,7 +417,7 @@ def stop(record: ServerRecord, timeout: float = 10.0) -> None:
         while time.monotonic() < deadline:
             _reap_child(record.watchdog_pid, 0)
             if not (
-                _proc.running(record.watchdog_pid) or _server_running(record) or workdir.exists()
+                process.running(record.watchdog_pid) or _server_running(record) or workdir.exists()
             ):
                 break
             time.sleep(0.01)
@@ -497,7 +500,7 @@ def reap_stale(tmp_root: Path | None = None) -> list[str]:
         if not (_WORKDIR_NAME.match(workdir.name) and _safedir.inside(workdir, [user])):
             continue  # we only ever make work directories inside our per-user directory
         root_pid = int(note.get("root_pid", 0))
-        if _proc.start_time(root_pid) == note.get("root_start"):
+        if process.start_time(root_pid) == note.get("root_start"):
             continue  # that run is still going
         if os.path.lexists(workdir) and not _ours(workdir, entry):
             continue
@@ -530,7 +533,7 @@ def reap_leftovers() -> list[str]:
     """
     done: list[str] = []
     for user in _safedir.known_user_dirs():
-        with contextlib.suppress(_safedir.UnsafeDirectoryError):
+        with contextlib.suppress(UnsafeDirectoryError):
             done += reap_stale(user)
 
     def kill_marked(path: Path, record: dict[str, Any]) -> None:

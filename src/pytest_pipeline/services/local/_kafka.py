@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_pipeline._optional import requirement
+from pytest_pipeline._safedir import cache_root
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import probes as _probes
 from pytest_pipeline.services.endpoints import KafkaEndpoint
@@ -27,7 +28,6 @@ from pytest_pipeline.services.local._common import (
     Found,
     LaunchPlan,
     Workspace,
-    cache_root,
 )
 
 HINT = (

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING
 
 from pytest_pipeline import _safedir
 from pytest_pipeline._optional import requirement
+from pytest_pipeline._safedir import cache_root
 from pytest_pipeline.errors import ServiceError
 from pytest_pipeline.services import probes as _probes
+from pytest_pipeline.services import process
 from pytest_pipeline.services.endpoints import PostgresEndpoint
 from pytest_pipeline.services.local import _proc
 from pytest_pipeline.services.local._common import (
@@ -37,7 +39,6 @@ from pytest_pipeline.services.local._common import (
     Found,
     LaunchPlan,
     Workspace,
-    cache_root,
     state_dir,
 )
 
@@ -86,6 +87,8 @@ _SETTINGS = {
     "max_connections": "200",
     "jit": "off",
 }
+#: Longest unix socket path (``sun_path`` is 108 bytes with its NUL): a longer one is TCP only.
+SOCKET_PATH_MAX = 107
 
 
 @dataclass(frozen=True)
@@ -398,11 +401,21 @@ class _Launcher:
         self.password = _password_file(template).read_text(encoding="utf-8").strip()
         #: Said in the start line: whether the schema's template was built or cached.
         self.schema_note = ""
+        #: Said in the start line when the server has no unix socket (see :meth:`_socket`).
+        self.socket_note = ""
         if _schema is not None:
             template = self._schema_template(template, _schema)
         self.datadir = self._reachable_dir("pgdata") / "data"
         self.datadir.mkdir(mode=0o700)
         _copy_tree(template, self.datadir, self.owner)
+        # The server's unix socket, for the plugin's own connections: the template's
+        # pg_hba.conf trusts local logins (initdb --auth-local=trust), so only the server
+        # user may enter this directory (0700; root passes as root). Its parent stays ours.
+        self.sockdir = self.datadir.with_name("socket")
+        self.sockdir.mkdir(mode=0o700)
+        os.chmod(self.sockdir, 0o700)  # whatever the umask: the server must write there
+        if self.owner is not None:
+            os.chown(self.sockdir, *self.owner)
 
     def _reachable_dir(self, label: str) -> Path:
         """A new directory the server user can reach (it may not be us), removed with the
@@ -508,7 +521,7 @@ class _Launcher:
             data = scratch / "data"
             data.mkdir(mode=0o700)
             _copy_tree(base, data, self.owner)
-            port = _proc.free_ports(1)[0]
+            port = process.free_ports(1)[0]
             spawned = time.time()
             proc = self._spawn_builder(data, port, scratch / "build.log")
             try:
@@ -662,13 +675,34 @@ class _Launcher:
                 f"hint: check the PostgreSQL installation ({self.install.origin}); {HINT}"
             )
 
+    def _socket(self, port: int) -> tuple[dict[str, str], str]:
+        """The socket settings for ``port`` and the directory to record ("" and a note in the
+        start line when the socket's path is too long for a unix socket: TCP only)."""
+        path = self.sockdir / f".s.PGSQL.{port}"
+        if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+            self.socket_note = (
+                f"TCP only: its socket path {path} is longer than the {SOCKET_PATH_MAX} bytes "
+                "a unix socket allows (a shorter TMPDIR gives the faster socket)"
+            )
+            return {}, ""
+        self.socket_note = ""
+        # Quoted: the setting is a comma-separated list whose quotes double as in SQL.
+        quoted = '"' + str(self.sockdir).replace('"', '""') + '"'
+        settings = {"unix_socket_directories": quoted, "unix_socket_permissions": "0700"}
+        return settings, str(self.sockdir)
+
     def plan(self, ports: list[int]) -> LaunchPlan:
         (port,) = ports
         cmd = [str(self.install.postgres), "-D", str(self.datadir), "-p", str(port)]
-        for name, value in _SETTINGS.items():
+        socket_settings, socket_dir = self._socket(port)
+        for name, value in {**_SETTINGS, **socket_settings}.items():
             cmd += ["-c", f"{name}={value}"]
         endpoint = PostgresEndpoint(
-            host="127.0.0.1", port=port, user=SUPERUSER, password=self.password
+            host="127.0.0.1",
+            port=port,
+            user=SUPERUSER,
+            password=self.password,
+            socket_dir=socket_dir,
         )
 
         def probe(timeout: float) -> bool:
@@ -682,7 +716,8 @@ class _Launcher:
             endpoint=endpoint,
             description=f"local PostgreSQL {self.install.version}"
             + (f" ({self.repaired})" if self.repaired else "")
-            + (f", {self.schema_note}" if self.schema_note else ""),
+            + (f", {self.schema_note}" if self.schema_note else "")
+            + (f", {self.socket_note}" if self.socket_note else ""),
             probe=probe,
             port=port,
             # Immediate shutdown: the data is thrown away, so no checkpoint is worth waiting for.

@@ -1,4 +1,7 @@
-"""Small process, file and port helpers shared by the launchers (stdlib only)."""
+"""Process, file and log helpers of the local backend's launchers (stdlib only).
+
+What the docker backend needs too (start times, free ports) is in ``services.process``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -18,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_pipeline._safedir import start_time as start_time
 from pytest_pipeline.errors import ServiceError
+from pytest_pipeline.services.process import running
 
 #: Environment variable set in every server we start; its value is the server's work
 #: directory. It proves a process is ours even after its pid was recorded elsewhere.
@@ -36,11 +38,6 @@ def _stat_fields(pid: int) -> list[bytes] | None:
         return None
     # The command name may hold spaces and parentheses: split after the last ")".
     return data[data.rindex(b")") + 2 :].split()
-
-
-def running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    return pid > 0 and start_time(pid) is not None
 
 
 def cmdline(pid: int) -> list[str] | None:
@@ -175,20 +172,6 @@ def owns_listener(pid: int, port: int) -> bool:
             if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
                 return True
     return False
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free a moment ago (the caller retries on a race)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
