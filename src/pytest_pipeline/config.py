@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -53,8 +53,7 @@ from pytest_pipeline.errors import ConfigError
 from pytest_pipeline.masking import Secret, SecretURL, mask_secrets
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One setting: where it can be set and how its value is checked.
 
     ``toml`` is False for a command-line option that is no configuration key (``key`` then only
@@ -453,8 +452,7 @@ class ServicesConfig(Mapping[str, ServiceConfig]):
         return len(SERVICES)
 
 
-@dataclass(frozen=True)
-class BudgetOverride:
+class BudgetOverride(NamedTuple):
     """``[[tool.pytest-pipeline.budgets.override]]``: limits for tests whose id matches a glob."""
 
     match: str
@@ -464,8 +462,7 @@ class BudgetOverride:
     min_records_per_second: float | None = None
 
 
-@dataclass(frozen=True)
-class BudgetsConfig:
+class BudgetsConfig(NamedTuple):
     """``[tool.pytest-pipeline.budgets]``: the default budget of a performance test."""
 
     max_seconds: float

@@ -26,7 +26,7 @@ SLOW_LINE = (
 
 def _config(tmp_path: Path, **budget_values: Any) -> PipelineConfig:
     resolved = resolve(tmp_path, {})
-    return replace(resolved, budgets=replace(resolved.budgets, **budget_values))
+    return replace(resolved, budgets=resolved.budgets._replace(**budget_values))
 
 
 # --------------------------------------------------------------------------- limits

@@ -72,9 +72,9 @@ def render_config(resolved: PipelineConfig) -> list[str]:
     lines.extend(render_service(service) for service in resolved.services.values())
     for override in resolved.budgets.overrides:
         limits = " ".join(
-            f"{item.name}={getattr(override, item.name)}"
-            for item in fields(override)
-            if item.name != "match" and getattr(override, item.name) is not None
+            f"{name}={value}"
+            for name, value in override._asdict().items()
+            if name != "match" and value is not None
         )
         lines.append(f"  budgets.override {override.match}: {limits}")
     return lines

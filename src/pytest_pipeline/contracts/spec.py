@@ -10,7 +10,7 @@ import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -19,8 +19,7 @@ from pytest_pipeline.contracts import CONTRACT_ATTR
 KINDS = ("records", "pandas", "arrow")
 
 
-@dataclass(frozen=True)
-class EdgeCase:
+class EdgeCase(NamedTuple):
     """A domain edge case of a contract; made by :func:`edge_case`."""
 
     data: Any

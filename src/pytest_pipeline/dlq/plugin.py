@@ -122,13 +122,21 @@ def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     config.pluginmanager.register(sys.modules[__name__], "pipeline-dlq-fixtures")
     hooks = DlqHooks(config, resolved)
     config.pluginmanager.register(hooks, "pipeline-dlq")
+    config.pluginmanager.register(DlqTestHooks(hooks), "pipeline-dlq-tests")
     channel = channel_of(config)
     channel.on_report(hooks.send)
     channel.on_receive("dlq", hooks.receive)
 
 
+def _may_assert_a_dlq(item: pytest.Item) -> bool:
+    """Whether the rule or a DLQ count may concern ``item``: an integration test, or a test
+    using the ``dlq`` or ``kafka`` fixture (``dlq.assert_count(topic, n)`` counts its topics)."""
+    names = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("integration") is not None or "dlq" in names or "kafka" in names
+
+
 class DlqHooks:
-    """Per-test tracking of the DLQ assertion, the rule's verdict and the run's DLQ summary."""
+    """The rule's verdict on each report, and the run's DLQ summary."""
 
     def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
         self.config = config
@@ -136,59 +144,14 @@ class DlqHooks:
         self.root = str(config.rootpath)
         self.summary = _dlq.DlqSummary()
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        tracker = item.stash[TRACKER_KEY] = _dlq.begin(item.nodeid)
-        tracker.integration = item.get_closest_marker("integration") is not None
-        tracker.exempt = item.get_closest_marker("no_dlq") is not None
-        impls = item.ihook.pytest_assertion_pass.get_hookimpls()
-        if all(impl.plugin is self for impl in impls):  # else other plugins need every event
-            _dlq.install_gate(tracker, self.root, listening=self._rule_applies(tracker))
-
-    def pytest_assertion_pass(self, item: pytest.Item, orig: str, expl: str) -> None:
-        """A rewritten assert passed: it is the DLQ assertion if it checked a DLQ count."""
-        tracker = item.stash.get(TRACKER_KEY, None)
-        if tracker is None or tracker.asserted or tracker.paused:
-            return
-        if _dlq.checks_dlq_count(orig, expl):
-            tracker.record("plain assert")
-            _dlq.retire_gate(tracker)
-
-    def _rule_applies(self, tracker: _dlq.DlqTracker) -> bool:
-        return self.resolved.dlq_assertions != "off" and tracker.integration and not tracker.exempt
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        tracker = item.stash.get(TRACKER_KEY, None)
-        if tracker is None or not self._rule_applies(tracker):
-            return (yield)
-        result = yield  # a failing test raises here and the rule has nothing to add
-        if not tracker.asserted:
-            if _has_project_teardown(item, self.resolved.rootdir):
-                item.stash[DLQ_DEFERRED_KEY] = "passed"
-            else:
-                self._violation(item, tracker)
-        return result
-
-    def _violation(self, item: pytest.Item, tracker: _dlq.DlqTracker) -> None:
-        tracker.violated = True
-        message = _dlq.violation_message(
-            item.nodeid, plain_asserts_seen=self.config.getoption("assertmode") != "plain"
-        )
-        if self.resolved.dlq_assertions == "strict":
-            pytest.fail(message, pytrace=False)
-        warnings.warn(PipelineWarning(message), stacklevel=1)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            result = yield  # fixture finalizers run here: one may assert the DLQ count
-            tracker = item.stash.get(TRACKER_KEY, None)
-            if item.stash.get(DLQ_DEFERRED_KEY, None) and tracker and not tracker.asserted:
-                self._violation(item, tracker)
-            return result
-        finally:
-            _dlq.end()
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Per-test work only where it can matter: a run without integration tests (a unit
+        # job, `-m unit`) drops the per-test hooks; their modules' asserts then cost nothing.
+        if not any(_may_assert_a_dlq(item) for item in items):
+            per_test = self.config.pluginmanager.get_plugin("pipeline-dlq-tests")
+            if per_test is not None:
+                self.config.pluginmanager.unregister(per_test)
 
     def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Report channel sender: an integration test's DLQ outcome, once it is decided."""
@@ -216,6 +179,71 @@ class DlqHooks:
         line = self.summary.line(self.resolved.dlq_assertions)
         if line:
             terminalreporter.write_line(line)
+
+
+class DlqTestHooks:
+    """Per-test tracking of the DLQ assertion (dropped when no collected test needs it)."""
+
+    def __init__(self, rule: DlqHooks) -> None:
+        self.rule = rule
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        tracker = item.stash[TRACKER_KEY] = _dlq.begin(item.nodeid)
+        tracker.integration = item.get_closest_marker("integration") is not None
+        tracker.exempt = item.get_closest_marker("no_dlq") is not None
+        impls = item.ihook.pytest_assertion_pass.get_hookimpls()
+        if all(impl.plugin is self for impl in impls):  # else other plugins need every event
+            _dlq.install_gate(tracker, self.rule.root, listening=self._rule_applies(tracker))
+
+    def pytest_assertion_pass(self, item: pytest.Item, orig: str, expl: str) -> None:
+        """A rewritten assert passed: it is the DLQ assertion if it checked a DLQ count."""
+        tracker = item.stash.get(TRACKER_KEY, None)
+        if tracker is None or tracker.asserted or tracker.paused:
+            return
+        if _dlq.checks_dlq_count(orig, expl):
+            tracker.record("plain assert")
+            _dlq.retire_gate(tracker)
+
+    def _rule_applies(self, tracker: _dlq.DlqTracker) -> bool:
+        return (
+            self.rule.resolved.dlq_assertions != "off"
+            and tracker.integration
+            and not tracker.exempt
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        tracker = item.stash.get(TRACKER_KEY, None)
+        if tracker is None or not self._rule_applies(tracker):
+            return (yield)
+        result = yield  # a failing test raises here and the rule has nothing to add
+        if not tracker.asserted:
+            if _has_project_teardown(item, self.rule.resolved.rootdir):
+                item.stash[DLQ_DEFERRED_KEY] = "passed"
+            else:
+                self._violation(item, tracker)
+        return result
+
+    def _violation(self, item: pytest.Item, tracker: _dlq.DlqTracker) -> None:
+        tracker.violated = True
+        message = _dlq.violation_message(
+            item.nodeid, plain_asserts_seen=self.rule.config.getoption("assertmode") != "plain"
+        )
+        if self.rule.resolved.dlq_assertions == "strict":
+            pytest.fail(message, pytrace=False)
+        warnings.warn(PipelineWarning(message), stacklevel=1)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            result = yield  # fixture finalizers run here: one may assert the DLQ count
+            tracker = item.stash.get(TRACKER_KEY, None)
+            if item.stash.get(DLQ_DEFERRED_KEY, None) and tracker and not tracker.asserted:
+                self._violation(item, tracker)
+            return result
+        finally:
+            _dlq.end()
 
 
 def _has_project_teardown(item: pytest.Item, rootdir: Path) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import Any, NamedTuple
 
 DLQ_NAME = re.compile(r"dlq|dead_?letter", re.IGNORECASE)
 
@@ -122,13 +122,16 @@ def classify(*, exempt: bool, asserted: bool, violated: bool, outcome: str) -> s
     return "missing"
 
 
-@dataclass
 class DlqSummary:
     """Counts for the end-of-run line ``DLQ assertions: 12 of 12 integration tests``."""
 
-    asserted: int = 0
-    exempt: int = 0
-    missing: int = 0
+    def __init__(self) -> None:
+        self.asserted = 0
+        self.exempt = 0
+        self.missing = 0
+
+    def __repr__(self) -> str:
+        return f"DlqSummary({self.as_dict()})"
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -444,11 +447,10 @@ def _pairs(compare: ast.Compare) -> Iterator[tuple[int, ast.expr, ast.cmpop, ast
         yield index, left, op, right
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     """The pair of a comparison that checks a DLQ count."""
 
-    index: int  # which pair of a chain (``0 <= count <= 3``: 1)
+    position: int  # which pair of a chain (``0 <= count <= 3``: 1)
     expected: ast.expr
     upper: bool  # an upper bound, not ``==``
     count_left: bool  # the count is the left operand
@@ -488,10 +490,10 @@ _OPS = {ast.Eq: "==", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", as
 def _evaluated_ok(compare: ast.Compare, pair: _Pair, text: str | None) -> bool:
     """What pytest shows it evaluated as the expected value (a passing chain shows its last
     pair: ``0 <= 3``) is no ``ANY``, infinity or upper limit of ``MAX_UPPER_BOUND`` or more."""
-    if text is None or pair.index != len(compare.ops) - 1:
+    if text is None or pair.position != len(compare.ops) - 1:
         return True  # nothing shown for that pair: the source alone decided
     line = text.split("\n", 1)[0].strip()
-    symbol = f" {_OPS.get(type(compare.ops[pair.index]), '?')} "
+    symbol = f" {_OPS.get(type(compare.ops[pair.position]), '?')} "
     if symbol not in line:
         return True
     left, _, right = line.partition(symbol) if pair.count_left else line.rpartition(symbol)
@@ -643,8 +645,7 @@ def _decided_by_source(test: ast.expr) -> bool:
     return literal or _number(expected) is not None
 
 
-@dataclass(frozen=True)
-class DlqAssert:
+class DlqAssert(NamedTuple):
     """A plain assert that may check a DLQ count: its expression's source, and whether passing
     alone proves it (no explanation needed)."""
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -18,8 +18,7 @@ from pytest_pipeline.constants import LAYERS
 PERFORMANCE_KWARGS = ("records", "max_seconds", "max_memory_mb", "min_records_per_second")
 
 
-@dataclass(frozen=True)
-class MarkerSpec:
+class MarkerSpec(NamedTuple):
     """A marker the plugin registers: its signature as shown by ``pytest --markers``."""
 
     name: str
@@ -56,8 +55,7 @@ MARKERS: tuple[MarkerSpec, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class MarkerViolation:
+class MarkerViolation(NamedTuple):
     """Something wrong with one test's markers; ``message`` names the test and the fix."""
 
     nodeid: str

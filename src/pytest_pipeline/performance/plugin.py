@@ -26,24 +26,28 @@ from array import array
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_pipeline import _safedir
 from pytest_pipeline.config import PipelineConfig
 from pytest_pipeline.errors import CompareError, PipelineError, PipelineWarning
-from pytest_pipeline.performance import budgets as _budgets
 from pytest_pipeline.report.channel import channel_of, from_controller, send, worker_id
 from pytest_pipeline.report.collect import run_report
 
+if TYPE_CHECKING:
+    from pytest_pipeline.performance import budgets as _budgets
+
 T = TypeVar("T")
-RESULTS_KEY = pytest.StashKey[list[_budgets.Result]]()
+RESULTS_KEY = pytest.StashKey["list[_budgets.Result]"]()
 COUNT_KEY = pytest.StashKey[int]()  # measure blocks run inside a benchmark (one row: the median)
 HOOKS_KEY = pytest.StashKey["PerfHooks"]()
 
 
 def _limits(item: pytest.Item, resolved: PipelineConfig) -> _budgets.Limits:
+    from pytest_pipeline.performance import budgets as _budgets
+
     mark = item.get_closest_marker("performance")
     return _budgets.resolve_limits(item.nodeid, mark.kwargs if mark else {}, resolved)
 
@@ -73,6 +77,8 @@ class Budget:
         takes the peak memory (later calls carry it): the reading would run inside the
         benchmark's timed rounds.
         """
+        from pytest_pipeline.performance import budgets as _budgets
+
         if records is None:
             records = self.limits.records
         probe = not self._defer or self._first is None
@@ -144,6 +150,7 @@ def register(config: pytest.Config, resolved: PipelineConfig) -> None:
     config.pluginmanager.register(sys.modules[__name__], "pipeline-budget")
     hooks = PerfHooks(config, resolved)
     config.pluginmanager.register(hooks, "pipeline-performance")
+    config.pluginmanager.register(PerfCallHooks(hooks), "pipeline-performance-calls")
     channel = channel_of(config)
     channel.on_report(hooks.send)
     channel.on_receive("performance", hooks.receive)
@@ -220,14 +227,29 @@ class PerfHooks:
         """Whether ``item`` uses pytest-benchmark's ``benchmark`` fixture (and it is loaded)."""
         return self.has_benchmark and "benchmark" in getattr(item, "fixturenames", ())
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        # trylast: innermost wrapper, so other plugins' wrappers stay outside the timed section.
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Per-test work only where it can matter: without a performance test or a `budget`
+        # user among the collected tests, the call wrapper is dropped.
+        if not any(
+            item.get_closest_marker("performance") is not None
+            or "budget" in getattr(item, "fixturenames", ())
+            for item in items
+        ):
+            calls = self.config.pluginmanager.get_plugin("pipeline-performance-calls")
+            if calls is not None:
+                self.config.pluginmanager.unregister(calls)
+
+    def measure_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """The body of the call wrapper (:class:`PerfCallHooks`): measure a performance test's
+        call and check its budget."""
         budget = getattr(item, "funcargs", {}).get("budget")
         budget = budget if isinstance(budget, Budget) else None
         uses_benchmark = self.benchmark_used(item)
         if item.get_closest_marker("performance") is None and not (budget and uses_benchmark):
             return (yield)
+        from pytest_pipeline.performance import budgets as _budgets
+
         limits = _limits(item, self.resolved)
         # An integration test's own plain DLQ assert stays visible to the DLQ rule when its pass
         # alone proves the count (a cached per-location lookup, no explanation formatted): see
@@ -282,6 +304,8 @@ class PerfHooks:
             return
         results = item.stash.get(RESULTS_KEY, None)
         if results:
+            from pytest_pipeline.performance import budgets as _budgets
+
             result = results[-1]
             limits = _limits(item, self.resolved)
             row = result.as_dict()
@@ -389,6 +413,20 @@ class PerfHooks:
 
 
 def _warn_unchecked(item: pytest.Item, result: _budgets.Result, limits: _budgets.Limits) -> None:
+    from pytest_pipeline.performance import budgets as _budgets
+
     why = _budgets.unchecked_floor(result, limits)
     if why:
         item.warn(PipelineWarning(f"{item.nodeid}: {why}"))
+
+
+class PerfCallHooks:
+    """The call wrapper that measures performance tests (dropped when none was collected)."""
+
+    def __init__(self, perf: PerfHooks) -> None:
+        self.perf = perf
+
+    # trylast: innermost wrapper, so other plugins' wrappers stay outside the timed section.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        return (yield from self.perf.measure_call(item))

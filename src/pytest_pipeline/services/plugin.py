@@ -27,14 +27,14 @@ from pytest_pipeline.errors import PipelineError, ServiceUnavailable
 from pytest_pipeline.masking import Secret, has_secrets, mask_secrets, scrub_report
 from pytest_pipeline.report.channel import channel_of, from_controller, send, worker_id
 from pytest_pipeline.report.collect import run_report, write_notes
-from pytest_pipeline.services.manager import RunInfo, Service, ServiceManager
 
 if TYPE_CHECKING:
     from pytest_pipeline.services.kafka import KafkaNamespace
+    from pytest_pipeline.services.manager import RunInfo, Service, ServiceManager
     from pytest_pipeline.services.postgres import PostgresDatabase
     from pytest_pipeline.services.s3 import S3Namespace
 
-MANAGER_KEY = pytest.StashKey[ServiceManager]()
+HOOKS_KEY = pytest.StashKey["ServiceHooks"]()
 CALL_FAILED_KEY = pytest.StashKey[bool]()
 
 
@@ -45,8 +45,9 @@ def services_of(item: pytest.Item) -> list[str]:
 
 
 def manager_of(config: pytest.Config) -> ServiceManager:
-    """The service manager of this session (created by the plugin at configure time)."""
-    return config.stash[MANAGER_KEY]
+    """The service manager of this session (created on first use: a run whose tests use no
+    service never imports the service code)."""
+    return config.stash[HOOKS_KEY].manager
 
 
 def _fail_cleanly(exc: PipelineError, secrets: tuple[str, ...] = ()) -> None:
@@ -281,6 +282,8 @@ def register(config: pytest.Config, resolved: PipelineConfig) -> None:
 
 def run_info(config: pytest.Config) -> RunInfo:
     """This process's view of the run: its own (owner) or the controller's (xdist worker)."""
+    from pytest_pipeline.services.manager import RunInfo
+
     given = from_controller(config, "services")
     if given is not None:
         return RunInfo.from_workerinput(given["run"], worker_id(config) or "")
@@ -292,18 +295,31 @@ class ServiceHooks:
 
     def __init__(self, config: pytest.Config, resolved: PipelineConfig) -> None:
         self.config = config
-        self.manager = ServiceManager(resolved, run_info(config))
-        given = from_controller(config, "services")
-        if given is not None:
-            self.manager.docker_session = given.get("docker_session")
-            self.manager.auto_docker = given.get("auto_docker")
-        config.stash[MANAGER_KEY] = self.manager
+        self.resolved = resolved
+        self._manager: ServiceManager | None = None
+        self._expected: set[str] = set()
+        config.stash[HOOKS_KEY] = self
         self.kept: list[str] = []
         self._docker_session: str | None = None
         self._reaper: threading.Thread | None = None
         self._docker_checked = False
         self._reaper_note: str | None = None
         self._reaper_reported = False
+
+    @property
+    def manager(self) -> ServiceManager:
+        """The session's service manager, created on first use."""
+        if self._manager is None:
+            from pytest_pipeline.services.manager import ServiceManager
+
+            manager = ServiceManager(self.resolved, run_info(self.config))
+            given = from_controller(self.config, "services")
+            if given is not None:
+                manager.docker_session = given.get("docker_session")
+                manager.auto_docker = given.get("auto_docker")
+            manager.expect(self._expected)
+            self._manager = manager
+        return self._manager
 
     def for_worker(self) -> dict[str, Any]:
         """What a new xdist worker takes from the controller (through the report channel)."""
@@ -348,7 +364,9 @@ class ServiceHooks:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.manager.expect({name for item in items for name in services_of(item)})
+        self._expected = {name for item in items for name in services_of(item)}
+        if self._manager is not None:
+            self._manager.expect(self._expected)
 
     def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Report channel sender: a dead server's cause, and the run's notes for the summary."""
@@ -362,8 +380,8 @@ class ServiceHooks:
             # "Connection refused" alone hides the cause: say that the server died, and why.
             for message in self._dead_servers(services_of(item)):
                 report.sections.append(("pytest-pipeline: a server died", message))
-        manager = self.manager
-        if not (manager.notes or manager.kept or manager.containers_started):
+        manager = self._manager
+        if manager is None or not (manager.notes or manager.kept or manager.containers_started):
             return
         data: dict[str, Any] = {}
         if manager.notes:
@@ -430,7 +448,7 @@ class ServiceHooks:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self.manager.run.root_pid != os.getpid():
+        if self._manager is None or self._manager.run.root_pid != os.getpid():
             return
         if self._reaper is not None:
             self._reaper.join(timeout=30)
