@@ -21,6 +21,7 @@ import pytest_pipeline
 from pytest_pipeline.config import PipelineConfig
 from pytest_pipeline.dlq import rule as _dlq
 from pytest_pipeline.errors import PipelineWarning
+from pytest_pipeline.layers.markers import marker_names
 from pytest_pipeline.report.channel import channel_of, send
 from pytest_pipeline.report.collect import run_report
 
@@ -132,7 +133,7 @@ def _may_assert_a_dlq(item: pytest.Item) -> bool:
     """Whether the rule or a DLQ count may concern ``item``: an integration test, or a test
     using the ``dlq`` or ``kafka`` fixture (``dlq.assert_count(topic, n)`` counts its topics)."""
     names = getattr(item, "fixturenames", ())
-    return item.get_closest_marker("integration") is not None or "dlq" in names or "kafka" in names
+    return "integration" in marker_names(item) or "dlq" in names or "kafka" in names
 
 
 class DlqHooks:
@@ -190,8 +191,9 @@ class DlqTestHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         tracker = item.stash[TRACKER_KEY] = _dlq.begin(item.nodeid)
-        tracker.integration = item.get_closest_marker("integration") is not None
-        tracker.exempt = item.get_closest_marker("no_dlq") is not None
+        markers = marker_names(item)
+        tracker.integration = "integration" in markers
+        tracker.exempt = "no_dlq" in markers
         impls = item.ihook.pytest_assertion_pass.get_hookimpls()
         if all(impl.plugin is self for impl in impls):  # else other plugins need every event
             _dlq.install_gate(tracker, self.rule.root, listening=self._rule_applies(tracker))

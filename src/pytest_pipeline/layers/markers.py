@@ -92,6 +92,18 @@ def apply_layer_dirs(items: Iterable[pytest.Item], layer_dirs: Mapping[str, Path
             item.add_marker(layer)
 
 
+_NAMES_KEY = pytest.StashKey[frozenset[str]]()
+
+
+def marker_names(item: pytest.Item) -> frozenset[str]:
+    """The names of the markers ``item`` carries, read once (after collection: markers that a
+    fixture applies while the test runs are not in it)."""
+    names = item.stash.get(_NAMES_KEY, None)
+    if names is None:
+        names = item.stash[_NAMES_KEY] = frozenset(mark.name for mark in item.iter_markers())
+    return names
+
+
 def layers_of(item: pytest.Item) -> tuple[str, ...]:
     """The layer markers a test carries."""
     return tuple(layer for layer in LAYERS if item.get_closest_marker(layer) is not None)

@@ -33,6 +33,7 @@ import pytest
 from pytest_pipeline import _safedir
 from pytest_pipeline.config import PipelineConfig
 from pytest_pipeline.errors import CompareError, PipelineError, PipelineWarning
+from pytest_pipeline.layers.markers import marker_names
 from pytest_pipeline.report.channel import channel_of, from_controller, send, worker_id
 from pytest_pipeline.report.collect import run_report
 
@@ -232,8 +233,7 @@ class PerfHooks:
         # Per-test work only where it can matter: without a performance test or a `budget`
         # user among the collected tests, the call wrapper is dropped.
         if not any(
-            item.get_closest_marker("performance") is not None
-            or "budget" in getattr(item, "fixturenames", ())
+            "performance" in marker_names(item) or "budget" in getattr(item, "fixturenames", ())
             for item in items
         ):
             calls = self.config.pluginmanager.get_plugin("pipeline-performance-calls")

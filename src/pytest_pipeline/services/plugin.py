@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 HOOKS_KEY = pytest.StashKey["ServiceHooks"]()
 CALL_FAILED_KEY = pytest.StashKey[bool]()
+USED_KEY = pytest.StashKey[list[str]]()  # set at collection, for the tests that use a service
 
 
 def services_of(item: pytest.Item) -> list[str]:
@@ -364,22 +365,28 @@ class ServiceHooks:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self._expected = {name for item in items for name in services_of(item)}
+        expected: set[str] = set()
+        for item in items:
+            used = services_of(item)
+            if used:
+                item.stash[USED_KEY] = used
+                expected.update(used)
+        self._expected = expected
         if self._manager is not None:
             self._manager.expect(self._expected)
 
     def send(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Report channel sender: a dead server's cause, and the run's notes for the summary."""
-        if report.when == "setup":
-            used = services_of(item)
-            if used:
+        used = item.stash.get(USED_KEY, None)
+        if used:
+            if report.when == "setup":
                 send(report, "services-used", used)
-        if report.when == "call":
-            item.stash[CALL_FAILED_KEY] = report.failed
-        if report.failed and report.when in ("setup", "call"):
-            # "Connection refused" alone hides the cause: say that the server died, and why.
-            for message in self._dead_servers(services_of(item)):
-                report.sections.append(("pytest-pipeline: a server died", message))
+            elif report.when == "call":
+                item.stash[CALL_FAILED_KEY] = report.failed
+            if report.failed and report.when in ("setup", "call"):
+                # "Connection refused" alone hides the cause: say that the server died, and why.
+                for message in self._dead_servers(used):
+                    report.sections.append(("pytest-pipeline: a server died", message))
         manager = self._manager
         if manager is None or not (manager.notes or manager.kept or manager.containers_started):
             return
