@@ -15,7 +15,6 @@ import difflib
 import os
 import random
 import sys
-import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -575,6 +574,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     """The ``[tool.pytest-pipeline]`` table of ``path`` ({} when absent)."""
     if not path.is_file():
         return {}
+    import tomllib  # pytest has loaded it already when it read a pyproject.toml
+
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)

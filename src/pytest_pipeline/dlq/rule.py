@@ -23,7 +23,6 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import CodeType
@@ -40,26 +39,29 @@ HOW_TO_FIX = (
 )
 
 
-@dataclass
 class DlqTracker:
-    """What one test did about its DLQ."""
+    """What one test did about its DLQ (a plain class: made for every test, defined at import)."""
 
-    nodeid: str
-    asserted: bool = False
-    how: list[str] = field(default_factory=list)
-    # Set by the kafka fixture: counts a topic of this test by offsets; None without Kafka.
-    topic_counter: Callable[[str], int | None] | None = None
-    # Set by the kafka fixture too: the name given to kafka.topic() and up to ``n`` records.
-    topic_sampler: Callable[[str, int], tuple[str, list[Any]]] | None = None
-    # True when the plugin failed (or warned about) this test for the rule itself.
-    violated: bool = False
-    # Inside budget.measure blocks (nested): passing asserts are not looked at.
-    paused: int = 0
-    # Inside a whole-call measurement: only asserts decided by their source are recorded.
-    lazy: int = 0
-    # Read once at setup from the test's markers (``integration``, ``no_dlq``).
-    integration: bool = False
-    exempt: bool = False
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+        self.asserted = False
+        self.how: list[str] = []
+        # Set by the kafka fixture: counts a topic of this test by offsets; None without Kafka.
+        self.topic_counter: Callable[[str], int | None] | None = None
+        # Set by the kafka fixture too: the name given to kafka.topic() and up to ``n`` records.
+        self.topic_sampler: Callable[[str, int], tuple[str, list[Any]]] | None = None
+        # True when the plugin failed (or warned about) this test for the rule itself.
+        self.violated = False
+        # Inside budget.measure blocks (nested): passing asserts are not looked at.
+        self.paused = 0
+        # Inside a whole-call measurement: only asserts decided by their source are recorded.
+        self.lazy = 0
+        # Read once at setup from the test's markers (``integration``, ``no_dlq``).
+        self.integration = False
+        self.exempt = False
+
+    def __repr__(self) -> str:
+        return f"DlqTracker({self.nodeid!r}, asserted={self.asserted}, how={self.how})"
 
     def record(self, how: str) -> None:
         self.asserted = True

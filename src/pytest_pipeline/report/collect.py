@@ -6,21 +6,20 @@ single pytest process, or the xdist controller, which receives worker data on te
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 
-@dataclass
 class RunReport:
     """Sections of the end-of-run report, e.g. ``performance``, ``quality``, ``dlq``."""
 
-    sections: dict[str, Any] = field(default_factory=dict)
-    services: list[dict[str, Any]] = field(default_factory=list)
-    """The services the run's tests used: name and backend."""
-    notes: list[str] = field(default_factory=list)
-    """What a reader of the figures must know (e.g. measured under pytest-xdist)."""
+    def __init__(self) -> None:
+        self.sections: dict[str, Any] = {}
+        #: The services the run's tests used: name and backend.
+        self.services: list[dict[str, Any]] = []
+        #: What a reader of the figures must know (e.g. measured under pytest-xdist).
+        self.notes: list[str] = []
 
     def add(self, name: str, rows: list[Any]) -> None:
         """Append ``rows`` to the list section ``name``."""

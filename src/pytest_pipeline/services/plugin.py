@@ -15,8 +15,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -80,8 +79,7 @@ def _service_fixture(name: str) -> Any:
     return service_fixture
 
 
-@dataclass(frozen=True)
-class _NamespaceKind:
+class _NamespaceKind(NamedTuple):
     """How one service opens a test's namespace and says what it kept."""
 
     open: Callable[[Service, str, PipelineConfig], Any]
