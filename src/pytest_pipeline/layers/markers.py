@@ -106,7 +106,8 @@ def marker_names(item: pytest.Item) -> frozenset[str]:
 
 def layers_of(item: pytest.Item) -> tuple[str, ...]:
     """The layer markers a test carries."""
-    return tuple(layer for layer in LAYERS if item.get_closest_marker(layer) is not None)
+    names = marker_names(item)
+    return tuple(layer for layer in LAYERS if layer in names)
 
 
 def _check_number(nodeid: str, name: str, value: object, *, integer: bool) -> str | None:
